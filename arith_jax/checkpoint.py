@@ -1,0 +1,111 @@
+"""orbax checkpoints, preemption handling and the resume check.
+
+A checkpoint holds, per group, every member's parameters, optimizer state, frozen flags and
+keys (the train state pytree), plus a JSON item with the step, the config and the data
+source's iterator state. orbax writes each step into a temporary directory and renames it
+when complete, so a process killed mid-save leaves nothing that a restore would read.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import jax
+import orbax.checkpoint as ocp
+
+from arith_jax.errors import ConfigError
+
+# Config sections whose change makes a checkpoint meaningless. Steps, eval and logging
+# settings may change between runs (e.g. to train longer).
+SHAPE_FIELDS = ("task", "model", "population", "data")
+
+
+class Checkpointer:
+    def __init__(self, workdir: str, keep: int, read_only: bool = False):
+        self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
+                                               enable_async_checkpointing=not read_only)
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, states: dict, meta: dict) -> None:
+        """Asynchronous: returns once the device buffers are copied; the write goes on."""
+        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(states),
+                                                        meta=ocp.args.JsonSave(meta)), force=True)
+
+    def read_meta(self, step: int | None = None) -> dict:
+        step = self.latest_step() if step is None else step
+        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+    def restore(self, abstract_states: dict, step: int | None = None) -> tuple[dict, dict]:
+        """Restore onto the shardings in `abstract_states` (any device count or mesh)."""
+        step = self.latest_step() if step is None else step
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_states), meta=ocp.args.JsonRestore()))
+        return restored["state"], restored["meta"]
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+def check_resumable(saved_config: dict, config: dict, workdir: str) -> None:
+    """A resumed run must be the same experiment; name the first field that differs."""
+    for section in SHAPE_FIELDS:
+        old, new = saved_config.get(section, {}), config.get(section, {})
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                raise ConfigError(
+                    f"{section}.{key}",
+                    f"is {new.get(key)!r} but the checkpoint in {workdir} was trained with {old.get(key)!r}; "
+                    "resume with the same value or use a new --workdir")
+
+
+class StopRequest:
+    """SIGTERM/SIGINT set a flag; the loop finishes its chunk, saves and exits.
+
+    On multi-host runs the hosts agree through JAX's preemption sync point (which Cloud TPU
+    triggers on maintenance events) or any host's flag, so every host saves the same step.
+    """
+
+    def __init__(self):
+        self._event = threading.Event()
+        self._previous = {}
+        self.signal_name = ""
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        if self._event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C means "now"
+        self.signal_name = signal.Signals(signum).name
+        self._event.set()
+
+    def should_stop(self, step: int) -> bool:
+        local = self._event.is_set()
+        if jax.process_count() == 1:
+            return local
+        import numpy as np
+        from jax.experimental import multihost_utils
+        try:
+            preempted = multihost_utils.reached_preemption_sync_point(step)
+        except Exception:  # no preemption service (e.g. local multi-process runs)
+            preempted = False
+        flags = multihost_utils.process_allgather(np.asarray([local or preempted]))
+        return bool(np.any(flags))

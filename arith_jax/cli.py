@@ -1,0 +1,125 @@
+"""`arith-jax train | eval | report | analyze | data`.
+
+absl/ml-collections flags: `--config=configs/x.py --config.train.steps=2000 --workdir=runs/x`.
+With no --config the embedded default (arith_jax/default_config.py) runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from arith_jax import default_config
+from arith_jax.errors import ConfigError
+
+COMMANDS = ("train", "eval", "report", "analyze", "data")
+USAGE = f"""usage: arith-jax {{{'|'.join(COMMANDS)}}} [--flags]
+
+  train    train a population (default: the embedded mod 100 vs mod 101 experiment)
+  eval     evaluate the latest checkpoint of --workdir at --lengths
+  report   Markdown tables and PNG plots from --workdir/results.jsonl
+  analyze  the IJCAI-2024 mechanistic plots for the members of --workdir
+  data     print --n decoded examples of the configured task (--raw shows the tokens)
+
+Run `arith-jax COMMAND --helpfull` for every flag."""
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", default_config.__file__, "Experiment config file (get_config()).")
+flags.DEFINE_string("workdir", "runs/default", "Where checkpoints, TensorBoard runs, results.jsonl and the report go.")
+flags.DEFINE_string("coordinator", "", "host:port of process 0 for multi-process runs off Cloud TPU.")
+flags.DEFINE_integer("num_processes", 1, "Number of processes (with --coordinator).")
+flags.DEFINE_integer("process_id", 0, "This process's index (with --coordinator).")
+flags.DEFINE_list("lengths", [], "eval: operand lengths to evaluate (default: the config's eval.lengths).")
+flags.DEFINE_integer("n", 10, "data: number of examples to print.")
+flags.DEFINE_bool("raw", False, "data: show the raw token sequence beside each example.")
+flags.DEFINE_integer("modulus", 0, "data: modulus to use (default: the config's first).")
+flags.DEFINE_integer("seed", 0, "data: sampling seed.")
+flags.DEFINE_string("member", "", "analyze: only the member with this name (default: every member).")
+flags.DEFINE_bool("quiet", False, "train: no progress display.")
+
+
+def _fail(error: Exception) -> None:
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _saved_config(workdir: str):
+    from arith_jax import config as config_lib
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise ConfigError("--workdir", f"{workdir} holds no config.json; train there first")
+    with open(path) as f:
+        return config_lib.from_json(f.read())
+
+
+def cmd_train() -> None:
+    from arith_jax import report, sharding, train
+    sharding.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
+    try:
+        result = train.train(FLAGS.config, FLAGS.workdir, console=not FLAGS.quiet)
+    except train.Interrupted:
+        return
+    import jax
+    if jax.process_index() == 0:
+        print(report.format_table(result.records))
+        print(f"report: {report.write_report(FLAGS.workdir)}")
+
+
+def cmd_eval() -> None:
+    from arith_jax import evaluate_checkpoint, report
+    lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
+    records, path = evaluate_checkpoint.run(_saved_config(FLAGS.workdir), FLAGS.workdir, lengths)
+    print(report.format_table(records))
+    print(f"results: {path}")
+
+
+def cmd_report() -> None:
+    from arith_jax import report
+    print(f"report: {report.write_report(FLAGS.workdir)}")
+
+
+def cmd_analyze() -> None:
+    from arith_jax import evaluate_checkpoint
+    for path in evaluate_checkpoint.analyze_members(_saved_config(FLAGS.workdir), FLAGS.workdir, FLAGS.member):
+        print(path)
+
+
+def cmd_data() -> None:
+    from arith_jax import population, tasks
+    config = FLAGS.config
+    group = population.plan(config)[0]
+    moduli = [m.get("p", 0) for m in group.members]
+    modulus = FLAGS.modulus or moduli[0]
+    if modulus and modulus not in moduli:
+        raise ConfigError("--modulus", f"{modulus} is not one of the config's task.moduli {sorted(set(moduli))}")
+    for line in tasks.print_examples(group.spec, group.sampling, FLAGS.n, FLAGS.seed, modulus, raw=FLAGS.raw):
+        print(line)
+
+
+def _run(argv) -> None:
+    del argv
+    handler = globals()[f"cmd_{_run.command}"]
+    try:
+        handler()
+    except ConfigError as error:
+        _fail(error)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] not in COMMANDS:
+        print(USAGE, file=sys.stderr)
+        sys.exit(0 if len(argv) >= 2 and argv[1] in ("-h", "--help", "help") else 2)
+    _run.command = argv[1]
+    try:
+        app.run(_run, argv=[argv[0]] + argv[2:])
+    except ConfigError as error:  # raised while absl parses the config file
+        _fail(error)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Turning a config into a validated experiment, before anything compiles.
+
+Every check names the field and what is allowed (ConfigError). Checks of the task layout
+and the model live beside the code that defines them (tasks.TaskSpec.validate,
+model.ModelConfig.validate); this module checks the rest and calls those.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable
+
+import ml_collections
+
+from arith_jax import default_config
+from arith_jax.errors import ConfigError
+
+SOURCES = ("online", "finite", "files")
+
+
+def default() -> ml_collections.ConfigDict:
+    return default_config.get_config()
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True)
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+    """A config saved in a workdir, laid over today's defaults (so old workdirs still load)."""
+    config = default()
+    _merge(config, json.loads(text))
+    return config
+
+
+def _merge(config: ml_collections.ConfigDict, values: dict) -> None:
+    for key, value in values.items():
+        if isinstance(value, dict) and key in config:
+            _merge(config[key], value)
+        else:
+            with config.ignore_type():
+                config[key] = value
+
+
+def _positive_ints(field: str, values: Iterable[Any], *, allow_empty: bool = False) -> list[int]:
+    values = list(values)
+    if not values and not allow_empty:
+        raise ConfigError(field, "must list at least one value")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(field, f"{v!r} is not allowed; each entry must be a positive integer")
+    return values
+
+
+def _ints(field: str, values: Iterable[Any]) -> list[int]:
+    values = list(values)
+    if not values:
+        raise ConfigError(field, "must list at least one value")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ConfigError(field, f"{v!r} is not allowed; each entry must be an integer >= 0")
+    return values
+
+
+def _floats(field: str, values: Iterable[Any], *, low: float, low_inclusive: bool) -> list[float]:
+    values = list(values)
+    if not values:
+        raise ConfigError(field, "must list at least one value")
+    bound = f">= {low}" if low_inclusive else f"> {low}"
+    for v in values:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = ok and (v >= low if low_inclusive else v > low)
+        if not ok:
+            raise ConfigError(field, f"{v!r} is not allowed; each entry must be a finite number {bound}")
+    return [float(v) for v in values]
+
+
+def _int_at_least(field: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(field, f"{value!r} is not allowed; must be an integer >= {low}")
+    return value
+
+
+def _float_in(field: str, value: Any, low: float, high: float, what: str) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (low <= value <= high):
+        raise ConfigError(field, f"{value!r} is not allowed; must be {what}")
+    return float(value)
+
+
+def check_scalars(config: ml_collections.ConfigDict) -> None:
+    """The checks that need nothing but the config itself."""
+    t = config.train
+    _int_at_least("train.steps", t.steps, 1)
+    _int_at_least("train.batch_size", t.batch_size, 1)
+    _int_at_least("train.warmup_steps", t.warmup_steps, 0)
+    _int_at_least("train.steps_per_dispatch", t.steps_per_dispatch, 1)
+    _float_in("train.final_lr_fraction", t.final_lr_fraction, 0.0, 1.0, "in [0, 1]")
+    _float_in("train.b1", t.b1, 0.0, 0.999999, "in [0, 1)")
+    _float_in("train.b2", t.b2, 0.0, 0.999999, "in [0, 1)")
+    _float_in("train.grad_clip", t.grad_clip, 1e-12, math.inf, "a number > 0")
+
+    p = config.population
+    _ints("population.seeds", p.seeds)
+    _ints("population.data_seeds", p.data_seeds)
+    _floats("population.learning_rates", p.learning_rates, low=0.0, low_inclusive=False)
+    _floats("population.weight_decays", p.weight_decays, low=0.0, low_inclusive=True)
+    _positive_ints("population.train_digits", p.train_digits, allow_empty=True)
+    for field in ("seeds", "data_seeds", "learning_rates", "weight_decays", "pe", "preset",
+                  "train_digits"):
+        values = list(p[field])
+        if len(set(values)) != len(values):
+            raise ConfigError(f"population.{field}", f"{values} repeats a value; list each once")
+    if p.train_digits and "{n}" not in config.task.train_sampling:
+        raise ConfigError("population.train_digits",
+                          'is set, so task.train_sampling must contain "{n}" (e.g. "dn:{n}")')
+
+    if config.data.source not in SOURCES:
+        raise ConfigError("data.source", f"{config.data.source!r} is not allowed; use one of {', '.join(SOURCES)}")
+    if config.data.source == "finite":
+        _int_at_least("data.size", config.data.size, 1)
+    if config.data.source == "files" and not list(config.data.files):
+        raise ConfigError("data.files", "is empty; data.source='files' needs at least one text file")
+
+    e = config.eval
+    _positive_ints("eval.lengths", e.lengths)
+    _int_at_least("eval.every", e.every, 0)
+    _int_at_least("eval.examples_per_length", e.examples_per_length, 1)
+    _int_at_least("checkpoint.every", config.checkpoint.every, 0)
+    _int_at_least("checkpoint.keep", config.checkpoint.keep, 1)
+    _int_at_least("log.every", config.log.every, 1)

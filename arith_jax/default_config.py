@@ -1,0 +1,86 @@
+"""The embedded default experiment: what `arith-jax train` runs with no arguments.
+
+A CPU-sized population that shows the seed papers' headline contrast (Xu et al., ACL 2025):
+modular addition mod 100 generalises to operands longer than those trained on, mod 101 does
+not, whatever the model learns in distribution. Every other config in `configs/` starts from
+this one and changes what it needs, so this file is also the reference for every field.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+
+    # What to learn. The population spans `moduli` for modular tasks.
+    c.task = ml_collections.ConfigDict()
+    c.task.name = "mod_add"  # add | mul | mod_add | mod_mul
+    c.task.moduli = (100, 101)  # each in [2, 10**6]; ignored by add and mul
+    # Lists are tuples so that they can be overridden: --config.task.moduli="(7, 11)".
+    # Operand lengths seen in training: exact:n | below:n | uniform:lo-hi | dn:n, mixtures
+    # "dn:4@0.5,dn:5@0.5". A "{n}" is filled from population.train_digits when that is set.
+    c.task.train_sampling = "below:2"
+    # Token layout: presets plain | reversed | acl2025 | ijcai2024, combinable with flags
+    # reverse_result, reverse_operands, pad=A/R, hints, no_symbols, bos, eos.
+    c.task.format = "pad=6/3,reverse_result,eos"
+    c.task.width = 0  # operand digit capacity; 0 = the longest train or eval length
+
+    # The model (defaults of the preset unless a size field is > 0).
+    c.model = ml_collections.ConfigDict()
+    c.model.preset = "nano"  # nano | micro | mini | acl2025
+    c.model.pe = "learned"  # none | learned | sinusoidal | rope | alibi | t5 | fire | abacus
+    c.model.num_layers = 0
+    c.model.num_heads = 0
+    c.model.d_model = 0
+    c.model.d_ff = 0
+    c.model.dropout = 0.0
+    c.model.tied_embeddings = False
+    c.model.max_positions = 1024  # rows of the learned/abacus table; range of randomised positions
+    c.model.randomized_positions = False
+    c.model.compute_dtype = "float32"  # bfloat16 on accelerators
+
+    # The population: the product of these lists. Members differing only in these values
+    # train in one compiled program; entries of `pe`, `preset` and `train_digits` form
+    # separate groups (different static shapes or samplers) in the same invocation.
+    c.population = ml_collections.ConfigDict()
+    c.population.seeds = (0,)
+    c.population.data_seeds = (0,)
+    c.population.learning_rates = (1e-3,)
+    c.population.weight_decays = (0.1,)
+    c.population.pe = ()  # e.g. ("learned", "rope"); empty = (model.pe,)
+    c.population.preset = ()  # empty = (model.preset,)
+    c.population.train_digits = ()  # fills "{n}" in task.train_sampling; empty = as written
+
+    # Optimisation: AdamW, linear warmup, cosine decay to lr * final_lr_fraction.
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = 1500
+    c.train.batch_size = 64
+    c.train.warmup_steps = 100
+    c.train.final_lr_fraction = 0.1
+    c.train.b1 = 0.9
+    c.train.b2 = 0.99
+    c.train.grad_clip = 1.0
+    c.train.steps_per_dispatch = 50  # steps fused into one lax.scan per device call
+
+    # Where examples come from: online (fresh each step) | finite (fixed set) | files (grain).
+    c.data = ml_collections.ConfigDict()
+    c.data.source = "online"
+    c.data.size = 10000  # finite: examples per member
+    c.data.exclude_eval = True  # finite: keep the training set disjoint from the eval sets
+    c.data.files = ()  # files: text files of `a+b=c;` records in task.format
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.lengths = (1, 2, 3, 4, 5, 6)  # operand digits to measure exact match at
+    c.eval.every = 500  # steps; rounded up to a multiple of train.steps_per_dispatch
+    c.eval.examples_per_length = 512
+    c.eval.decode = True  # greedy decoding for equivalence accuracy (slower)
+    c.eval.seed = 1234
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.every = 500  # steps; 0 = only at the end and on preemption
+    c.checkpoint.keep = 2
+
+    c.log = ml_collections.ConfigDict()
+    c.log.every = 50  # steps between progress lines / TensorBoard training scalars
+    c.log.tensorboard = True
+    return c

@@ -1,0 +1,81 @@
+"""Opening a trained workdir for `arith-jax eval` and `arith-jax analyze`.
+
+Runs on whatever devices this process has (a laptop CPU will do): orbax restores the
+checkpoint onto a mesh built here, whatever mesh trained it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import jax
+
+from arith_jax import checkpoint as ckpt_lib
+from arith_jax import population, train, writers
+from arith_jax.errors import ConfigError
+
+
+def _eval_config(config, lengths):
+    """The trained config, widened to `lengths` without changing any parameter shape."""
+    trained = population.plan(config)
+    config = copy.deepcopy(config)
+    if lengths:
+        config.eval.lengths = list(lengths)
+    # Parameter shapes do not depend on the operand width (a learned table has
+    # model.max_positions rows whatever the sequence), so widening is safe; a sequence longer
+    # than the table is the model's own clear error.
+    config.task.width = max([trained[0].spec.width] + list(config.eval.lengths))
+    return config
+
+
+def restore(config, workdir: str, lengths=None):
+    """(runs with restored states, step) for the latest checkpoint in `workdir`."""
+    checkpointer = ckpt_lib.Checkpointer(workdir, keep=1, read_only=True)
+    step = checkpointer.latest_step()
+    if step is None:
+        raise ConfigError("--workdir", f"{workdir} holds no complete checkpoint")
+    config = _eval_config(config, lengths)
+    groups = population.plan(config)
+    runs = train.build_runs(config, groups, for_training=False)
+    names = writers.member_names(population.all_members(groups))
+    start = 0
+    for run in runs:
+        run.names, start = names[start:start + run.group.size], start + run.group.size
+    states, _ = checkpointer.restore({r.group.name: r.program.abstract_state for r in runs}, step)
+    for run in runs:
+        run.state = states[run.group.name]
+    checkpointer.close()
+    return runs, step, config
+
+
+def run(config, workdir: str, lengths=None) -> tuple[list[dict], str]:
+    """Evaluate the latest checkpoint; records go to eval/step_<N>.jsonl in the workdir."""
+    runs, step, config = restore(config, workdir, lengths)
+    records = train.evaluate_runs(runs, step, config.task.name)
+    path = os.path.join(workdir, "eval", f"step_{step}.jsonl")
+    if jax.process_index() == 0:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        writers.write_atomically(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+    return records, path
+
+
+def analyze_members(config, workdir: str, only: str = "") -> list[str]:
+    """The mechanistic plots for every member (or the one named `only`)."""
+    from arith_jax import analyze
+    runs, _, config = restore(config, workdir)
+    known = [name for run in runs for name in run.names]
+    if only and only not in known:
+        raise ConfigError("--member", f"{only!r} is not a member of {workdir}; members: {', '.join(known)}")
+    paths = []
+    for run in runs:
+        params = jax.device_get(run.state["params"])
+        for i, (name, member) in enumerate(zip(run.names, run.group.members)):
+            if only and name != only:
+                continue
+            params_i = jax.tree.map(lambda x: x[i], params)
+            out_dir = os.path.join(workdir, "report", "analysis", name)
+            paths += analyze.analyze(run.program.graphdef, params_i, run.group.spec, run.group.n_train,
+                                     member.get("p", 0), out_dir, title=name)
+    return paths

@@ -1,0 +1,133 @@
+"""The member grid and its grouping by static shape.
+
+A population is the product of the config's lists. Members that share every static shape
+(architecture, positional encoding, sampler, sequence layout) form one Group and train in
+one compiled program; what differs inside a group (seed, data seed, modulus, learning rate,
+weight decay) is data: arrays with a leading member axis, so no value ever recompiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import ml_collections
+import numpy as np
+
+from arith_jax import config as config_lib
+from arith_jax import model as model_lib
+from arith_jax import tasks
+from arith_jax.errors import ConfigError
+
+# Fields that change a static shape or the sampler: each combination is its own group.
+GROUP_FIELDS = ("pe", "preset", "train_digits")
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    name: str  # what distinguishes it from the other groups ("main" when alone)
+    model: model_lib.ModelConfig
+    spec: tasks.TaskSpec
+    sampling: tasks.Sampling
+    n_train: int  # longest trained operand: the "n" of equivalence accuracy and gcd(p, 10^n)/p
+    members: tuple[dict, ...]  # each member's full coordinates (seed, data_seed, p, lr, wd, ...)
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def column(self, key: str, dtype) -> np.ndarray:
+        return np.asarray([m[key] for m in self.members], dtype=dtype)
+
+
+def is_modular(task_name: str) -> bool:
+    return task_name.startswith("mod_")
+
+
+def _moduli(config: ml_collections.ConfigDict) -> list[int]:
+    if not is_modular(config.task.name):
+        return [0]  # add and mul ignore the modulus; 0 keeps the member arrays uniform
+    moduli = list(config.task.moduli)
+    if not moduli:
+        raise ConfigError("task.moduli", f"is empty; {config.task.name} needs at least one modulus")
+    for p in moduli:
+        if isinstance(p, bool) or not isinstance(p, int) or not 2 <= p <= tasks.MAX_MODULUS:
+            raise ConfigError("task.moduli", f"{p!r} is not allowed; each modulus must be an integer in "
+                                             f"[2, {tasks.MAX_MODULUS}]")
+    if len(set(moduli)) != len(moduli):
+        raise ConfigError("task.moduli", f"{moduli} repeats a value; list each once")
+    if config.data.source == "files" and len(moduli) > 1:
+        raise ConfigError("task.moduli", "a file source holds answers for one modulus; list exactly one")
+    return moduli
+
+
+def _modulus_capacity(largest: int) -> int:
+    """The TaskSpec's max_modulus: only the result's digit count is static, so every modulus
+    set whose answers have as many digits shares one spec (and one compiled program)."""
+    if not largest:
+        return 0
+    return 10 ** len(str(largest - 1))
+
+
+def _sampling(config: ml_collections.ConfigDict, n: int | None) -> tasks.Sampling:
+    text = config.task.train_sampling
+    if n is not None:
+        text = text.replace("{n}", str(n))
+    return tasks.Sampling.parse(text, field="task.train_sampling")
+
+
+def _model_config(config: ml_collections.ConfigDict, preset: str, pe: str) -> model_lib.ModelConfig:
+    m = config.model
+    sizes = {k: m[k] for k in ("num_layers", "num_heads", "d_model", "d_ff") if m[k] > 0}
+    return model_lib.ModelConfig.from_preset(
+        preset, pe=pe, dropout=m.dropout, tied_embeddings=m.tied_embeddings,
+        max_positions=m.max_positions, randomized_positions=m.randomized_positions,
+        compute_dtype=m.compute_dtype, **sizes)
+
+
+def plan(config: ml_collections.ConfigDict) -> list[Group]:
+    """Validate the config and lay the population out in groups. Raises ConfigError."""
+    config_lib.check_scalars(config)
+    if config.task.name not in tasks.TASKS:
+        raise ConfigError("task.name", f"{config.task.name!r} is not allowed; use one of {', '.join(tasks.TASKS)}")
+    moduli = _moduli(config)
+    pop = config.population
+    pes = list(pop.pe) or [config.model.pe]
+    presets = list(pop.preset) or [config.model.preset]
+    digit_choices = list(pop.train_digits) or [None]
+    samplings = {n: _sampling(config, n) for n in digit_choices}
+    fmt = tasks.Format.parse(config.task.format, task=config.task.name)
+
+    longest = max([s.max_digits for s in samplings.values()] + list(config.eval.lengths))
+    width = config.task.width or longest
+    if width < longest:
+        raise ConfigError("task.width", f"{width} is smaller than the longest train or eval operand ({longest} "
+                                        "digits); raise it or set 0 for automatic")
+    spec = tasks.TaskSpec(config.task.name, width, fmt, _modulus_capacity(max(moduli)))
+    spec.validate()
+
+    member_grid = list(itertools.product(pop.seeds, pop.data_seeds, moduli, pop.learning_rates, pop.weight_decays))
+    group_grid = list(itertools.product(pes, presets, digit_choices))
+    varying_group_fields = [f for f, values in zip(GROUP_FIELDS, (pes, presets, digit_choices)) if len(values) > 1]
+
+    groups = []
+    for pe, preset, n in group_grid:
+        model_cfg = _model_config(config, preset, pe)
+        model_cfg.validate(spec.vocab_size, spec.seq_len)
+        group_coords = {"pe": pe, "preset": preset}
+        if n is not None:
+            group_coords["train_digits"] = n
+        name = ",".join(f"{f}={group_coords[f]}" for f in varying_group_fields) or "main"
+        members = []
+        for seed, data_seed, p, lr, wd in member_grid:
+            coords = {"seed": seed, "data_seed": data_seed, "lr": lr, "wd": wd, **group_coords}
+            if p:
+                coords["p"] = p
+            members.append(coords)
+        sampling = samplings[n]
+        groups.append(Group(name, model_cfg, spec, sampling, sampling.max_digits, tuple(members)))
+    return groups
+
+
+def all_members(groups: list[Group]) -> list[dict]:
+    return [m for g in groups for m in g.members]

@@ -1,0 +1,460 @@
+"""Population training: one compiled program per group, the whole sweep in one loop.
+
+Reading order: the per-member step (loss, AdamW, NaN freezing) -> the chunk (lax.scan over
+K steps of vmap(step) over members, data generated inside) -> the group program (jit with
+shardings, cached by static shape) -> the loop (dispatch, late metrics, eval, checkpoint,
+preemption).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from arith_jax import checkpoint as ckpt_lib
+from arith_jax import config as config_lib
+from arith_jax import data as data_lib
+from arith_jax import evaluate
+from arith_jax import model as model_lib
+from arith_jax import population
+from arith_jax import sharding
+from arith_jax import writers
+from arith_jax.population import Group
+
+# ---------------------------------------------------------------------------------------
+# Static description of a group program. Everything here is baked into the compiled code;
+# everything else (learning rates, weight decays, moduli, schedule lengths) is an array.
+
+
+@dataclasses.dataclass(frozen=True)
+class Static:
+    model: model_lib.ModelConfig
+    spec: Any  # tasks.TaskSpec
+    sampling: Any  # tasks.Sampling
+    n_train: int
+    source_kind: str
+    source_size: int
+    batch_size: int
+    num_members: int
+    b1: float
+    b2: float
+    grad_clip: float
+    decode: bool
+    mesh_shape: tuple[int, int]
+
+
+def lr_multiplier(step, warmup, total, final_fraction):
+    """Linear warmup then cosine decay to `final_fraction`, with traced lengths so that a
+    different schedule never recompiles (optax's schedules take Python ints)."""
+    step = step.astype(jnp.float32)
+    warm = (step + 1.0) / jnp.maximum(warmup, 1.0)
+    progress = jnp.clip((step - warmup) / jnp.maximum(total - warmup, 1.0), 0.0, 1.0)
+    cosine = final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    return jnp.where(step < warmup, warm, cosine)
+
+
+def make_optimizer(static: Static) -> optax.GradientTransformation:
+    # Learning rate and weight decay are injected hyperparameters: per-member arrays in the
+    # optimizer state, set every step, so a sweep over them is one program.
+    decay_matrices_only = lambda params: jax.tree.map(lambda x: x.ndim >= 2, params)
+    return optax.chain(
+        optax.clip_by_global_norm(static.grad_clip),
+        optax.inject_hyperparams(optax.adamw)(learning_rate=0.0, weight_decay=0.0, b1=static.b1, b2=static.b2,
+                                             mask=decay_matrices_only))
+
+
+def _with_hyperparams(opt_state, lr, wd):
+    clip_state, inject_state = opt_state
+    hp = dict(inject_state.hyperparams, learning_rate=lr, weight_decay=wd)
+    return clip_state, inject_state._replace(hyperparams=hp)
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def _select(keep, new, old):
+    return jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)
+
+
+# ---------------------------------------------------------------------------------------
+# The compiled programs of one group.
+
+
+class GroupProgram:
+    """jit-compiled init, train chunk and eval of one group on its mesh.
+
+    Instances are cached by their Static description (see `program_for`), so a second run
+    with other hyperparameter values in the same process reuses the compiled code.
+    """
+
+    def __init__(self, static: Static):
+        self.static = static
+        self.source = None  # attached by program_for before any call
+        self.mesh = sharding.make_mesh(static.num_members, static.batch_size)
+        self.graphdef, _ = nnx.split(nnx.eval_shape(
+            lambda: model_lib.Transformer(static.model, static.spec.vocab_size, nnx.Rngs(params=0))))
+        self.tx = make_optimizer(static)
+        self.member = sharding.member_sharding(self.mesh)
+        self.replicated = sharding.replicated(self.mesh)
+        abstract = jax.eval_shape(self._init, jax.ShapeDtypeStruct((static.num_members,), jnp.uint32))
+        self.state_shardings = self.state_sharding_tree(abstract)
+        self.init = jax.jit(self._init, out_shardings=self.state_shardings)
+        self.abstract_state = jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, self.state_shardings)
+        self.chunk = jax.jit(self._chunk, donate_argnums=0,
+                             out_shardings=(self.state_shardings, self.replicated))
+        self.eval_length = jax.jit(self._eval_length, out_shardings=self.replicated)
+
+    def state_sharding_tree(self, abstract_state):
+        shardings = jax.tree.map(lambda _: self.member, abstract_state)
+        shardings["step"] = self.replicated
+        return shardings
+
+    # -- init --------------------------------------------------------------------------
+    def _init(self, seeds_M):
+        def one(seed):
+            key = jax.random.PRNGKey(seed)
+            _, params = model_lib.init(self.static.model, self.static.spec.vocab_size, jax.random.fold_in(key, 0))
+            return {"params": params, "opt": self.tx.init(params), "frozen": jnp.zeros((), bool),
+                    "dropout_key": jax.random.fold_in(key, 1)}
+        state = jax.vmap(one)(seeds_M)
+        state["step"] = jnp.zeros((), jnp.int32)
+        return state
+
+    # -- one member, one step ----------------------------------------------------------
+    def _member_step(self, params, opt, frozen, dropout_key, data_key, hyper, member_data, host_step, step):
+        static = self.static
+        batch = self.source.batch(member_data, host_step, data_key, step, hyper["modulus"])
+        constrain = lambda x: jax.lax.with_sharding_constraint(
+            x, jax.sharding.NamedSharding(self.mesh, sharding.batch_spec()))
+        tokens, answer_mask = constrain(batch.tokens), constrain(batch.answer_mask)
+        inputs, targets, mask = tokens[:, :-1], tokens[:, 1:], answer_mask[:, 1:].astype(jnp.float32)
+
+        def loss_fn(p):
+            logits = model_lib.apply(self.graphdef, p, inputs, key=jax.random.fold_in(dropout_key, step))
+            ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+            return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        lr = hyper["lr"] * lr_multiplier(step, hyper["warmup"], hyper["total"], hyper["final_fraction"])
+        updates, new_opt = self.tx.update(grads, _with_hyperparams(opt, lr, hyper["wd"]), params)
+        new_params = optax.apply_updates(params, updates)
+        # A member whose loss or update is not finite keeps its last good parameters and is
+        # frozen for the rest of the run; the others are untouched by it.
+        finite = jnp.isfinite(loss) & _all_finite(new_params)
+        keep = finite & ~frozen
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "lr": lr}
+        return _select(keep, new_params, params), _select(keep, new_opt, opt), frozen | ~finite, metrics
+
+    # -- K steps of every member -------------------------------------------------------
+    def _chunk(self, state, hyper, member_data, host_chunk_KxM, steps_K):
+        host_axis = None if host_chunk_KxM is None else 0
+        data_axis = None if member_data is None else 0
+        step_all = jax.vmap(self._member_step, in_axes=(0, 0, 0, 0, 0, 0, data_axis, host_axis, None),
+                            spmd_axis_name=sharding.POP)
+
+        def body(state, xs):
+            step, host_step = xs
+            params, opt, frozen, metrics = step_all(state["params"], state["opt"], state["frozen"],
+                                                    state["dropout_key"], hyper["data_key"], hyper,
+                                                    member_data, host_step, step)
+            new = dict(state, params=params, opt=opt, frozen=frozen, step=step + 1)
+            return new, dict(metrics, frozen=frozen)
+
+        return jax.lax.scan(body, state, (steps_K, host_chunk_KxM))
+
+    # -- evaluation at one length ------------------------------------------------------
+    def _eval_length(self, params, modulus_M, a_NxW, b_NxW):
+        static = self.static
+
+        def one(params_m, modulus):
+            apply_fn = lambda tokens: model_lib.apply(self.graphdef, params_m, tokens)
+            return evaluate.member_metrics(apply_fn, static.spec, a_NxW, b_NxW, modulus, static.n_train,
+                                           decode=static.decode)
+
+        return jax.vmap(one, spmd_axis_name=sharding.POP)(params, modulus_M)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_program(static: Static) -> GroupProgram:
+    return GroupProgram(static)
+
+
+def program_for(static: Static, source) -> GroupProgram:
+    """The group's compiled program, reused across runs in one process when only values change.
+
+    Tracing reads `program.source.batch`, whose traced behaviour depends only on fields in
+    Static; the live source (with this run's files and iterator state) is attached for the
+    host-side calls and for the first trace.
+    """
+    program = _compiled_program(static)
+    program.source = source
+    return program
+
+
+# ---------------------------------------------------------------------------------------
+# The run.
+
+
+@dataclasses.dataclass
+class GroupRun:
+    group: Group
+    program: GroupProgram
+    hyper: dict
+    member_data: Any
+    eval_sets: dict
+    names: list[str] = dataclasses.field(default_factory=list)  # TensorBoard/report name per member
+    state: Any = None
+
+
+def _static(group: Group, config: ml_collections.ConfigDict, num_members: int) -> Static:
+    return Static(model=group.model, spec=group.spec, sampling=group.sampling, n_train=group.n_train,
+                  source_kind=config.data.source, source_size=config.data.size, batch_size=config.train.batch_size,
+                  num_members=num_members, b1=config.train.b1, b2=config.train.b2,
+                  grad_clip=config.train.grad_clip, decode=config.eval.decode,
+                  mesh_shape=sharding.mesh_shape(num_members, config.train.batch_size, jax.device_count()))
+
+
+def _hyper(group: Group, config: ml_collections.ConfigDict, mesh) -> dict:
+    t = config.train
+    m = group.size
+    host = {
+        "lr": group.column("lr", np.float32),
+        "wd": group.column("wd", np.float32),
+        "modulus": np.asarray([mem.get("p", 0) for mem in group.members], np.int32),
+        "data_key": np.stack([np.asarray(jax.random.key_data(jax.random.fold_in(
+            jax.random.PRNGKey(mem["data_seed"]), 2))) for mem in group.members]),
+        "warmup": np.full((m,), t.warmup_steps, np.float32),
+        "total": np.full((m,), t.steps, np.float32),
+        "final_fraction": np.full((m,), t.final_lr_fraction, np.float32),
+    }
+    return sharding.put_members(host, mesh)
+
+
+def _make_source(group: Group, config: ml_collections.ConfigDict, eval_sets: dict):
+    exclude = list(eval_sets.values()) if config.data.exclude_eval else []
+    moduli = sorted({mem.get("p", 0) for mem in group.members})
+    return data_lib.make_source(config.data.source, group.spec, group.sampling, config.train.batch_size,
+                                size=config.data.size, exclude=exclude, paths=list(config.data.files),
+                                moduli=moduli)
+
+
+def build_runs(config: ml_collections.ConfigDict, groups: list[Group], *, for_training: bool = True) -> list[GroupRun]:
+    """Programs, per-member arrays and eval sets of every group (sources only for training)."""
+    runs = []
+    for group in groups:
+        eval_sets = evaluate.eval_operands(group.spec, list(config.eval.lengths),
+                                           config.eval.examples_per_length, config.eval.seed)
+        source = _make_source(group, config, eval_sets) if for_training else None
+        program = program_for(_static(group, config, group.size), source)
+        hyper = _hyper(group, config, program.mesh)
+        member_data = None
+        if for_training:
+            member_data = source.device_data([m["data_seed"] for m in group.members])
+            if member_data is not None:
+                member_data = sharding.put_members(member_data, program.mesh)
+        runs.append(GroupRun(group, program, hyper, member_data, eval_sets))
+    return runs
+
+
+def evaluate_runs(runs: list[GroupRun], step: int, task: str) -> list[dict]:
+    """Every group at every eval length: one results record per member x length."""
+    records = []
+    for run in runs:
+        modulus = run.hyper["modulus"]
+        for length, (a, b) in sorted(run.eval_sets.items()):
+            rep = sharding.replicated(run.program.mesh)
+            a_dev, b_dev = (jax.device_put(x, rep) if jax.process_count() == 1 else
+                            sharding.put_replicated(x, run.program.mesh) for x in (a, b))
+            metrics = jax.device_get(run.program.eval_length(run.state["params"], modulus, a_dev, b_dev))
+            for i, member in enumerate(run.group.members):
+                p = member.get("p")
+                records.append({
+                    "group": run.group.name, "member": member, "member_name": run.names[i], "task": task, "n_train": run.group.n_train,
+                    "step": step, "length": length,
+                    "acc": float(metrics["acc"][i]), "digit_acc": float(metrics["digit_acc"][i]),
+                    "equiv_acc": float(metrics["equiv_acc"][i]) if "equiv_acc" in metrics else None,
+                    "theory": evaluate.theory_exact(task, p, run.group.n_train, length) if p else None,
+                    "theory_asymptotic": evaluate.theory_asymptotic(task, p, run.group.n_train) if p else None,
+                })
+    return records
+
+
+def _due(previous: int, step: int, every: int, total: int) -> bool:
+    """True when the chunk (previous, step] reached the end or crossed a multiple of `every`."""
+    return step == total or (every > 0 and step // every > previous // every)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    records: list[dict]  # the last evaluation, one record per member x length
+    runs: list[GroupRun]  # each group's program and final state (parameters on device)
+    step: int
+    final_loss: np.ndarray  # every member's training loss at the last step
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = True) -> TrainResult:
+    """Train (or resume) the population in `workdir`.
+
+    Raises ConfigError on bad input (before compiling) and Interrupted after a SIGTERM/SIGINT
+    or preemption stop has saved a checkpoint.
+    """
+    groups = population.plan(config)  # every ConfigError surfaces here, before compiling
+    primary = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    checkpointer = ckpt_lib.Checkpointer(workdir, keep=config.checkpoint.keep)
+    resume_step = checkpointer.latest_step()
+    config_dict = json.loads(config_lib.to_json(config))  # tuples as lists, as saved
+    if resume_step is not None:
+        ckpt_lib.check_resumable(checkpointer.read_meta(resume_step)["config"], config_dict, workdir)
+    if primary:
+        writers.write_atomically(os.path.join(workdir, "config.json"), config_lib.to_json(config).encode())
+
+    runs = build_runs(config, groups)
+    members = population.all_members(groups)
+    names = writers.member_names(members)
+    start = 0
+    for run in runs:
+        run.names, start = names[start:start + run.group.size], start + run.group.size
+
+    # -- fresh start or exact resume --------------------------------------------------
+    step = resume_step or 0
+    if resume_step is None:
+        for run in runs:
+            run.state = run.program.init(run.group.column("seed", np.uint32))
+    else:
+        states, meta = checkpointer.restore({r.group.name: r.program.abstract_state for r in runs}, resume_step)
+        for run in runs:
+            run.state = states[run.group.name]
+            run.program.source.set_state(meta["source_state"][run.group.name])
+
+    results = writers.ResultsWriter(workdir) if primary else None
+    if results is not None and resume_step is not None:
+        results.truncate_after(step)  # drop what a killed run logged after its last checkpoint
+    tb = (writers.TensorBoardWriter(workdir, names, members, resume_step=resume_step,
+                                    eval_lengths=list(config.eval.lengths))
+          if primary and config.log.tensorboard else None)
+    progress = writers.Progress(config.train.steps, len(names), enabled=console and primary)
+    reporter = TrainingReporter(names, tb, progress, config.log.every, step)
+    last_records: list[dict] = []
+
+    def save(at_step: int) -> None:
+        meta = {"step": at_step, "config": config_dict,
+                "source_state": {r.group.name: r.program.source.get_state() for r in runs}}
+        checkpointer.save(at_step, {r.group.name: r.state for r in runs}, meta)
+
+    # -- the loop ----------------------------------------------------------------------
+    total = config.train.steps
+    in_flight = None  # (step at the chunk's end, its metrics on device)
+    interrupted = False
+    with ckpt_lib.StopRequest() as stop, progress:
+        while step < total:
+            k = min(config.train.steps_per_dispatch, total - step)
+            steps_k = np.arange(step, step + k, dtype=np.int32)  # host values: replicated on every process
+            metrics = []
+            for run in runs:
+                host_chunk = run.program.source.next_host_chunk(k)
+                if host_chunk is not None:
+                    host_chunk = sharding.put_host_chunk(host_chunk, run.program.mesh)
+                run.state, m = run.program.chunk(run.state, run.hyper, run.member_data, host_chunk, steps_k)
+                metrics.append(m)
+            # Metrics leave the device one chunk late, so the host never waits on the device.
+            if in_flight is not None:
+                reporter.report(*in_flight)
+            in_flight = (step + k, metrics)
+            step += k
+            if _due(step - k, step, config.eval.every, total):
+                last_records = evaluate_runs(runs, step, config.task.name)
+                if results is not None:
+                    results.append(last_records)
+                if tb is not None:
+                    _write_eval_scalars(tb, last_records, names, step)
+                longest = max(config.eval.lengths)
+                reporter.latest_acc = np.asarray([r["acc"] for r in last_records if r["length"] == longest])
+            if _due(step - k, step, config.checkpoint.every, total):
+                save(step)
+            if step < total and stop.should_stop(step):
+                save(step)
+                interrupted = True
+                progress.log(f"{stop.signal_name or 'preemption'}: saved step {step} in {workdir}; "
+                             "run the same command again to resume")
+                break
+        if in_flight is not None:
+            reporter.report(*in_flight)
+    checkpointer.close()
+    if tb is not None:
+        tb.close()
+    if interrupted:
+        raise Interrupted(step)
+    return TrainResult(last_records, runs, step, reporter.latest_loss)
+
+
+class Interrupted(Exception):
+    """Training stopped early on a signal after saving; the CLI exits cleanly on it."""
+
+    def __init__(self, step: int):
+        self.step = step
+        super().__init__(f"stopped at step {step}")
+
+
+def _write_eval_scalars(tb, records: list[dict], names: list[str], step: int) -> None:
+    lengths = sorted({r["length"] for r in records})
+    acc = np.full((len(names), len(lengths)), np.nan)
+    position = {n: i for i, n in enumerate(names)}
+    for key in ("acc", "digit_acc", "equiv_acc"):
+        for length in lengths:
+            values = np.full((len(names),), np.nan)
+            for r in records:
+                if r["length"] == length and r[key] is not None:
+                    values[position[r["member_name"]]] = r[key]
+            tb.scalars(step, {f"eval/{key}/len_{length}": values})
+    for r in records:
+        acc[position[r["member_name"]], lengths.index(r["length"])] = r["acc"]
+    tb.heatmap(step, acc, names, lengths)
+
+
+class TrainingReporter:
+    """Training metrics to TensorBoard and the progress display, one chunk late."""
+
+    def __init__(self, names, tb, progress, log_every: int, step: int):
+        self.names, self.tb, self.progress, self.log_every = names, tb, progress, log_every
+        self.clock = (time.perf_counter(), step)
+        self.frozen_reported: set[str] = set()
+        self.latest_acc = None  # per member, at the longest eval length
+        self.latest_loss = np.full((len(names),), np.nan)
+
+    def report(self, end_step: int, per_run: list[dict]) -> None:
+        fetched = jax.device_get(per_run)  # per run: {field: [K, M]}
+        column = lambda key, j: np.concatenate([m[key][j] for m in fetched])
+        now = time.perf_counter()
+        steps_per_sec = (end_step - self.clock[1]) / max(now - self.clock[0], 1e-9)
+        self.clock = (now, end_step)
+        frozen = column("frozen", -1)
+        self.latest_loss = column("loss", -1)
+        for name, is_frozen in zip(self.names, frozen):
+            if is_frozen and name not in self.frozen_reported:
+                self.frozen_reported.add(name)
+                self.progress.log(f"member {name} diverged (loss not finite); frozen at its last good parameters")
+        if self.tb is not None:
+            k = fetched[0]["loss"].shape[0]
+            for j in range(k):
+                s = end_step - k + j + 1
+                if s % self.log_every == 0 or s == end_step:
+                    self.tb.scalars(s, {f"train/{key}": column(key, j) for key in ("loss", "lr", "grad_norm")})
+            self.tb.scalars(end_step, {"train/steps_per_sec": np.full((len(self.names),), steps_per_sec)})
+            self.tb.flush()
+        self.progress.update(end_step, np.where(frozen, np.nan, column("loss", -1)), steps_per_sec,
+                             self.latest_acc)

@@ -1,0 +1,28 @@
+"""Xu et al. (ACL 2025), APE multiplication by training set: D_2 and D_3, tested on 1..4
+digits (the paper's 4x4x128 "micro" size), dropout 0.1.
+
+    arith-jax train --config=configs/acl2025_multiplication.py --workdir=runs/acl_mul
+"""
+
+from arith_jax.default_config import get_config as base
+
+
+def get_config():
+    c = base()
+    c.task.name = "mul"
+    c.task.train_sampling = "dn:{n}"
+    c.task.format = "acl2025"
+    c.model.preset = "micro"
+    c.model.pe = "learned"
+    c.model.dropout = 0.1
+    c.population.seeds = (0, 1, 2)
+    c.population.train_digits = (2, 3)
+    c.train.steps = 20000
+    c.train.steps_per_dispatch = 200
+    c.data.source = "finite"
+    c.data.size = 100000
+    c.eval.lengths = (1, 2, 3, 4)
+    c.eval.every = 2000
+    c.eval.examples_per_length = 1000
+    c.checkpoint.every = 2000
+    return c

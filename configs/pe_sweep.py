@@ -1,0 +1,23 @@
+"""Every positional encoding on the same task, one group each in one invocation: reversed
+addition trained on 1..8 digits, tested to 16.
+
+    arith-jax train --config=configs/pe_sweep.py --workdir=runs/pe_sweep
+"""
+
+from arith_jax.default_config import get_config as base
+
+
+def get_config():
+    c = base()
+    c.task.name = "add"
+    c.task.train_sampling = "uniform:1-8"
+    c.task.format = "reversed"
+    c.model.preset = "micro"
+    c.population.pe = ("none", "learned", "sinusoidal", "rope", "alibi", "t5", "fire", "abacus")
+    c.population.seeds = (0, 1)
+    c.train.steps = 20000
+    c.train.steps_per_dispatch = 200
+    c.eval.lengths = (1, 4, 8, 10, 12, 16)
+    c.eval.every = 2000
+    c.checkpoint.every = 2000
+    return c

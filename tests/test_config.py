@@ -1,0 +1,70 @@
+"""Bad input gets one line naming the field, before anything compiles."""
+
+import subprocess
+import sys
+
+import pytest
+
+from arith_jax import population
+from arith_jax.errors import ConfigError
+from tiny_config import tiny_config
+
+BAD = [
+    ({"task__name": "division"}, r"^task\.name: 'division' is not allowed; use one of add, mul, mod_add, mod_mul$"),
+    ({"task__moduli": [1]}, r"^task\.moduli: 1 is not allowed; each modulus must be an integer in \[2, 1000000\]$"),
+    ({"task__moduli": [1000001]}, r"^task\.moduli: 1000001 is not allowed"),
+    ({"task__moduli": []}, r"^task\.moduli: is empty"),
+    ({"task__moduli": [7, 7]}, r"^task\.moduli: \[7, 7\] repeats a value"),
+    ({"task__width": 2}, r"^task\.width: 2 is smaller than the longest train or eval operand \(3 digits\)"),
+    ({"population__seeds": []}, r"^population\.seeds: must list at least one value$"),
+    ({"population__learning_rates": [-1.0]}, r"^population\.learning_rates: -1\.0 is not allowed"),
+    ({"population__learning_rates": [float("nan")]}, r"^population\.learning_rates: nan is not allowed"),
+    ({"population__weight_decays": [-0.1]}, r"^population\.weight_decays: -0\.1 is not allowed"),
+    ({"population__train_digits": [3]}, r'^population\.train_digits: is set, so task\.train_sampling must contain "\{n\}"'),
+    ({"train__steps": 0}, r"^train\.steps: 0 is not allowed; must be an integer >= 1$"),
+    ({"train__batch_size": -4}, r"^train\.batch_size: -4 is not allowed"),
+    ({"train__grad_clip": 0.0}, r"^train\.grad_clip: 0\.0 is not allowed; must be a number > 0$"),
+    ({"data__source": "s3"}, r"^data\.source: 's3' is not allowed; use one of online, finite, files$"),
+    ({"data__source": "files"}, r"^data\.files: is empty"),
+    ({"eval__lengths": [0, 3]}, r"^eval\.lengths: 0 is not allowed; each entry must be a positive integer$"),
+    ({"model__pe": "xpos"}, r"^model\.pe: "),
+    ({"model__num_heads": 3}, r"^model\.num_heads: must divide d_model = 16"),
+    ({"task__format": "pad=2/2"}, r"^task\.format: "),
+    ({"task__train_sampling": "exact:0"}, r"^task\.train_sampling: "),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD, ids=[str(o) for o, _ in BAD])
+def test_bad_config_names_the_field(overrides, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        population.plan(tiny_config(**overrides))
+    assert "\n" not in str(error.value)
+
+
+def test_population_is_the_product_of_the_lists_grouped_by_static_shape():
+    config = tiny_config(population__seeds=[0, 1], population__learning_rates=[1e-3, 3e-3],
+                         population__pe=["learned", "rope"])
+    groups = population.plan(config)
+    assert [g.name for g in groups] == ["pe=learned", "pe=rope"]
+    for g in groups:
+        assert g.size == 2 * 2 * 2  # seeds x moduli x learning rates
+        assert {(m["seed"], m["p"], m["lr"]) for m in g.members} == {
+            (s, p, lr) for s in (0, 1) for p in (7, 11) for lr in (1e-3, 3e-3)}
+
+
+def test_train_digits_fill_the_sampling_template_and_form_groups():
+    config = tiny_config(task__train_sampling="dn:{n}", population__train_digits=[1, 2])
+    groups = population.plan(config)
+    assert [(g.name, g.n_train, str(g.sampling)) for g in groups] == [
+        ("train_digits=1", 1, "dn:1@1"), ("train_digits=2", 2, "dn:2@1")]
+
+
+def test_cli_reports_a_bad_override_in_one_line_and_writes_nothing(tmp_path):
+    workdir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "arith_jax.cli", "train", "--config.task.moduli=(1,)", f"--workdir={workdir}"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: task.moduli: 1 is not allowed; each modulus must be an integer in [2, 1000000]")
+    assert not workdir.exists()

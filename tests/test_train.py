@@ -1,0 +1,124 @@
+"""Population training: members train independently, values never recompile, NaN freezes."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from arith_jax import population, train
+from tiny_config import tiny_config
+
+
+def _params(result, group=0):
+    return jax.device_get(result.runs[group].state["params"])
+
+
+def _member(tree, i):
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+@pytest.fixture(scope="module")
+def compile_counter():
+    counts = {"n": 0}
+
+    def listener(name, duration, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            counts["n"] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    return counts
+
+
+@pytest.fixture(scope="module")
+def population_run(tmp_path_factory, compile_counter):
+    """Two learning rates x two moduli trained together."""
+    config = tiny_config(population__learning_rates=[1e-3, 3e-3], log__tensorboard=False)
+    before = compile_counter["n"]
+    result = train.train(config, str(tmp_path_factory.mktemp("pop")), console=False)
+    return config, result, compile_counter["n"] - before
+
+
+def test_population_trains_and_evaluates_every_member(population_run):
+    config, result, _ = population_run
+    assert result.step == config.train.steps
+    members = result.runs[0].group.members
+    assert len(members) == 4
+    assert {(r["member"]["p"], r["member"]["lr"], r["length"]) for r in result.records} == {
+        (p, lr, n) for p in (7, 11) for lr in (1e-3, 3e-3) for n in (1, 2, 3)}
+    for leaf in jax.tree.leaves(_params(result)):
+        assert leaf.shape[0] == 4 and np.all(np.isfinite(leaf))
+
+
+def test_member_trains_exactly_as_when_trained_alone(population_run, tmp_path):
+    config, result, _ = population_run
+    members = result.runs[0].group.members
+    i = next(k for k, m in enumerate(members) if m["p"] == 11 and m["lr"] == 3e-3)
+    alone = tiny_config(task__moduli=[11], population__learning_rates=[3e-3], log__tensorboard=False)
+    alone_result = train.train(alone, str(tmp_path / "alone"), console=False)
+    together, by_itself = _member(_params(result), i), _member(_params(alone_result), 0)
+    # vmap batches the matmuls, so float rounding differs in the last bits; Adam divides by
+    # sqrt(v), which can turn rounding on near-zero gradients into steps of up to ~lr. So the
+    # bound is one learning rate per parameter, and the whole difference must be tiny next to
+    # the distance to the neighbouring member (same seed and lr, other modulus).
+    neighbour = _member(_params(result), next(k for k, m in enumerate(members) if m["p"] == 7 and m["lr"] == 3e-3))
+    for a, b in zip(jax.tree.leaves(together), jax.tree.leaves(by_itself)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=3e-3)
+    distance = lambda x, y: np.sqrt(sum(np.sum((p - q) ** 2) for p, q in zip(jax.tree.leaves(x), jax.tree.leaves(y))))
+    assert distance(together, by_itself) < 0.05 * distance(together, neighbour)
+    acc_together = {r["length"]: r["acc"] for r in result.records if r["member"] == members[i]}
+    acc_alone = {r["length"]: r["acc"] for r in alone_result.records}
+    assert acc_together == acc_alone
+
+
+def test_new_learning_rates_and_moduli_do_not_recompile(population_run, tmp_path, compile_counter):
+    config, result, compiles_first_run = population_run
+    assert compiles_first_run > 0
+    other = tiny_config(task__moduli=[13, 97], population__learning_rates=[2e-3, 5e-4],
+                        population__weight_decays=[0.01], log__tensorboard=False)
+    before = compile_counter["n"]
+    second = train.train(other, str(tmp_path / "other"), console=False)
+    assert compile_counter["n"] == before
+    assert second.runs[0].program is result.runs[0].program
+    assert {r["member"]["p"] for r in second.records} == {13, 97}
+
+
+def test_a_member_forced_to_nan_is_frozen_and_the_others_carry_on(tmp_path):
+    config = tiny_config(log__tensorboard=False)
+    groups = population.plan(config)
+    run = train.build_runs(config, groups)[0]
+    state = run.program.init(jnp.asarray(run.group.column("seed", np.uint32)))
+    leaves, treedef = jax.tree.flatten(jax.device_get(state["params"]))
+    first = np.array(leaves[0])
+    first[1] = np.nan  # member 1's first parameter array
+    poisoned = jax.tree.unflatten(treedef, [jnp.asarray(first)] + [jnp.asarray(x) for x in leaves[1:]])
+    state = dict(state, params=poisoned)
+    before = jax.device_get(state["params"])
+    steps = jnp.arange(0, 5, dtype=jnp.int32)
+    state, metrics = run.program.chunk(state, run.hyper, run.member_data, None, steps)
+    after = jax.device_get(state["params"])
+    metrics = jax.device_get(metrics)
+    assert metrics["frozen"][-1].tolist() == [False, True]
+    assert np.all(np.isfinite(metrics["loss"][:, 0])) and np.all(np.isnan(metrics["loss"][:, 1]))
+    for b, a in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+        np.testing.assert_array_equal(b[1], a[1])  # frozen: untouched
+    moved = [not np.array_equal(b[0], a[0]) for b, a in zip(jax.tree.leaves(before), jax.tree.leaves(after))]
+    assert all(moved)
+
+
+def test_default_run_shortened_ends_with_the_accuracy_table(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-m", "arith_jax.cli", "train", f"--workdir={tmp_path / 'default'}",
+         "--config.train.steps=20", "--config.train.steps_per_dispatch=10", "--config.eval.every=20",
+         "--config.eval.examples_per_length=32", "--config.checkpoint.every=0"],
+        capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "p=100" in out and "p=101" in out
+    assert "theory" in out.lower()
+    assert (tmp_path / "default" / "report" / "report.md").exists()
+    assert (tmp_path / "default" / "results.jsonl").exists()
