@@ -1,0 +1,350 @@
+"""The report a person reads in a minute: Markdown tables and PNG plots from results.jsonl.
+
+Rows are member configurations (every population field but the seeds), cells the mean ± std
+over the configuration's members of each member's latest evaluation, in percent, with the
+operand lengths as columns. For modular tasks a theory row follows each modulus: the
+prediction of Xu et al. (ACL 2025) for a model that only uses the operands' last n_train
+digits, at each evaluated length and in the limit gcd(p, 10^n_train)/p.
+
+`write_report` is `arith-jax report`; `format_table` prints the same table on a console.
+Every file is written to a temporary name and renamed, so reporting on a workdir that is
+still training, or twice at once, never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import itertools
+import json
+import os
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from arith_jax.errors import ConfigError
+from arith_jax.writers import (
+    RESULTS_FILE,
+    SEED_FIELDS,
+    heatmap_png,
+    member_names,
+    read_results,
+    safe_file_name,
+    write_atomically,
+)
+
+REPORT_DIR = "report"
+REPORT_FILE = "report.md"
+CONFIG_FILE = "config.json"
+HEATMAP_FILE = "heatmap.png"
+METRIC_TITLES = {"acc": "Exact-match accuracy", "equiv_acc": "Equivalence accuracy"}
+
+
+@dataclasses.dataclass
+class _Configuration:
+    """The members of one group that differ only in their seeds."""
+
+    config: dict  # the population fields but the seeds
+    theory_key: tuple  # (p, n_train): configurations sharing one theory prediction
+    label: str = ""  # what varies across the group's configurations
+    members: set = dataclasses.field(default_factory=set)
+    # metric -> length -> one measurement per member
+    values: dict = dataclasses.field(default_factory=dict)
+
+    def measurements(self, metric: str, length: int) -> list[float]:
+        return self.values.get(metric, {}).get(length, [])
+
+
+@dataclasses.dataclass
+class _GroupTable:
+    group: str
+    steps: list[int]  # the latest step of each member
+    lengths: list[int]
+    configurations: list[_Configuration]
+    theory: dict  # theory_key -> length -> predicted accuracy
+    asymptotic: dict  # theory_key -> gcd(p, 10^n_train)/p
+    n_train: set
+
+
+def _sort_key(value) -> tuple:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value, "")
+    return (1, 0, str(value))
+
+
+def latest_records(records: Iterable[Mapping]) -> list[Mapping]:
+    """Each member's records at its latest step (the last record per member and length)."""
+    records = list(records)
+    latest_step: dict[str, int] = {}
+    for r in records:
+        latest_step[r["member_name"]] = max(r["step"], latest_step.get(r["member_name"], r["step"]))
+    latest = {
+        (r["member_name"], r["length"]): r for r in records if r["step"] == latest_step[r["member_name"]]
+    }
+    return list(latest.values())
+
+
+def _configuration_of(record: Mapping) -> dict:
+    return {k: v for k, v in record["member"].items() if k not in SEED_FIELDS}
+
+
+def _group_tables(records: Iterable[Mapping]) -> list[_GroupTable]:
+    by_group = defaultdict(list)
+    for r in latest_records(records):
+        by_group[r["group"]].append(r)
+    tables = []
+    for group in sorted(by_group):
+        group_records = by_group[group]
+        configurations: dict[str, _Configuration] = {}
+        theory, asymptotic = defaultdict(dict), {}
+        for r in group_records:
+            config = _configuration_of(r)
+            theory_key = (config.get("p"), r["n_train"])
+            configuration = configurations.setdefault(
+                json.dumps(config, sort_keys=True), _Configuration(config, theory_key)
+            )
+            configuration.members.add(r["member_name"])
+            for metric in METRIC_TITLES:
+                if r.get(metric) is not None:
+                    by_length = configuration.values.setdefault(metric, {})
+                    by_length.setdefault(r["length"], []).append(r[metric])
+            if r.get("theory") is not None:
+                theory[theory_key].setdefault(r["length"], r["theory"])
+            if r.get("theory_asymptotic") is not None:
+                asymptotic.setdefault(theory_key, r["theory_asymptotic"])
+
+        # Sorted by modulus first, so that each modulus' theory row can follow its block.
+        ordered = sorted(
+            configurations.values(),
+            key=lambda c: (
+                [_sort_key(v) for v in c.theory_key],
+                [(k, _sort_key(v)) for k, v in sorted(c.config.items())],
+            ),
+        )
+        for c, label in zip(ordered, member_names([c.config for c in ordered], lone_name="all")):
+            c.label = label
+        latest_step = {r["member_name"]: r["step"] for r in group_records}
+        tables.append(
+            _GroupTable(
+                group=group,
+                steps=sorted(latest_step.values()),
+                lengths=sorted({r["length"] for r in group_records}),
+                configurations=ordered,
+                theory=dict(theory),
+                asymptotic=asymptotic,
+                n_train={r["n_train"] for r in group_records},
+            )
+        )
+    return tables
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single member); `statistics` computes
+    exactly, so equal values give a std of 0, not a rounding residue."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _percent(value: float | None) -> str:
+    """One decimal; below 1% two significant digits, so that 1/101 reads 0.99, not 1.0."""
+    if value is None:
+        return "-"
+    percent = 100 * value
+    return f"{percent:.2g}" if 0 < abs(percent) < 1 else f"{percent:.1f}"
+
+
+def _cell(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    mean, std = _mean_std(values)
+    return _percent(mean) if len(values) == 1 else f"{_percent(mean)} ± {_percent(std)}"
+
+
+def _theory_label(theory_key: tuple, table: _GroupTable) -> str:
+    p, n_train = theory_key
+    label = "theory" if p is None else f"theory p={p}"
+    return label + (f", n_train={n_train}" if len(table.n_train) > 1 else "")
+
+
+def _has_metric(table: _GroupTable, metric: str) -> bool:
+    return any(metric in c.values for c in table.configurations)
+
+
+def _table_rows(table: _GroupTable, metric: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per configuration, for `acc` a theory row after each modulus."""
+    with_theory = metric == "acc" and bool(table.theory)
+    header = ["configuration", "n", *(str(n) for n in table.lengths)]
+    header += ["asymptotic"] if with_theory else []
+    rows = []
+    for theory_key, block in itertools.groupby(table.configurations, key=lambda c: c.theory_key):
+        for c in block:
+            rows.append(
+                [c.label, str(len(c.members)), *(_cell(c.measurements(metric, n)) for n in table.lengths)]
+                + ([""] if with_theory else [])
+            )
+        if with_theory and theory_key in table.theory:
+            predicted = table.theory[theory_key]
+            rows.append(
+                [_theory_label(theory_key, table), "", *(_percent(predicted.get(n)) for n in table.lengths)]
+                + [_percent(table.asymptotic.get(theory_key))]
+            )
+    return header, rows
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    alignment = [":--", *["--:"] * (len(header) - 1)]
+    return "\n".join("| " + " | ".join(row) + " |" for row in [header, alignment, *rows])
+
+
+def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths))
+        ).rstrip()
+        for row in [header, *rows]
+    )
+
+
+def _group_title(table: _GroupTable) -> str:
+    return f"group {table.group}" if table.group else "all members"
+
+
+def _steps_text(table: _GroupTable) -> str:
+    first, last = table.steps[0], table.steps[-1]
+    return f"step {last}" if first == last else f"steps {first}..{last}"
+
+
+def format_table(records: Iterable[Mapping], metric: str = "acc") -> str:
+    """Plain-text tables of `metric` (%) by operand length, one per group, from each member's
+    latest records: configurations as rows (mean ± std over seeds), theory as the last row of
+    each modulus. Aligned for a console."""
+    sections = []
+    for table in _group_tables(records):
+        if _has_metric(table, metric):
+            header, rows = _table_rows(table, metric)
+            title = f"{METRIC_TITLES[metric]} (%) by operand digits, {_group_title(table)}"
+            sections.append(f"{title}, {_steps_text(table)}\n{_plain_table(header, rows)}")
+    return "\n\n".join(sections)
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _accuracy_plot(table: _GroupTable) -> bytes:
+    """Accuracy vs operand length: a line per configuration with a ±std band over its
+    members, the theory dashed in the colour of its modulus' first configuration."""
+    figure = Figure(figsize=(7.0, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    theory_colors = {}
+    for i, c in enumerate(table.configurations):
+        color = f"C{i % 10}"
+        theory_colors.setdefault(c.theory_key, color)
+        lengths = [n for n in table.lengths if c.measurements("acc", n)]
+        if not lengths:
+            continue
+        mean_L, std_L = (
+            100 * np.array(s) for s in zip(*(_mean_std(c.measurements("acc", n)) for n in lengths))
+        )
+        axes.plot(lengths, mean_L, "o-", color=color, label=f"{c.label} (n={len(c.members)})")
+        if len(c.members) > 1:
+            axes.fill_between(
+                lengths, np.clip(mean_L - std_L, 0, 100), np.clip(mean_L + std_L, 0, 100),
+                color=color, alpha=0.2, linewidth=0,
+            )
+    for theory_key, predicted in table.theory.items():
+        lengths = sorted(predicted)
+        axes.plot(
+            lengths, [100 * predicted[n] for n in lengths], "--",
+            color=theory_colors[theory_key], label=_theory_label(theory_key, table),
+        )
+    if len(table.n_train) == 1:
+        (n_train,) = table.n_train
+        # Between the last trained length and the first longer one: left is in distribution.
+        axes.axvline(n_train + 0.5, color="0.6", linestyle=":", label=f"trained on ≤ {n_train} digits")
+    axes.set_xlabel("operand digits")
+    axes.set_ylabel("exact-match accuracy (%)")
+    axes.set_ylim(-3, 103)
+    axes.set_xticks(table.lengths)
+    axes.set_title(f"{_group_title(table)}, {_steps_text(table)}")
+    if len(table.configurations) + len(table.theory) <= 20:
+        axes.legend(fontsize="small")
+    return _png(figure)
+
+
+def _heatmap(records: Sequence[Mapping]) -> bytes:
+    latest = latest_records(records)
+    names = sorted({(r["group"], r["member_name"]) for r in latest})
+    lengths = sorted({r["length"] for r in latest})
+    acc_MxL = np.full((len(names), len(lengths)), np.nan)
+    row, column = {name: i for i, name in enumerate(names)}, {n: i for i, n in enumerate(lengths)}
+    for r in latest:
+        if r["acc"] is not None:  # null: the measurement was not finite
+            acc_MxL[row[r["group"], r["member_name"]], column[r["length"]]] = r["acc"]
+    return heatmap_png(
+        acc_MxL, [name for _, name in names], lengths, "exact-match accuracy, latest evaluation"
+    )
+
+
+def _read_config(workdir: str) -> dict:
+    path = os.path.join(workdir, CONFIG_FILE)
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as error:
+        raise ConfigError(CONFIG_FILE, f"is not JSON ({error}) in {path}") from None
+
+
+def write_report(workdir: str) -> str:
+    """Writes ``<workdir>/report/report.md`` and its PNGs; returns the Markdown file's path."""
+    records = read_results(workdir)
+    if not records:
+        raise ConfigError(
+            "workdir",
+            f"{workdir} has no evaluation results yet ({RESULTS_FILE} is missing or empty); "
+            "report after the first evaluation",
+        )
+    task_config = _read_config(workdir).get("task", {})
+    task = task_config.get("name", records[0]["task"])
+    report_dir = os.path.join(workdir, REPORT_DIR)
+    os.makedirs(report_dir, exist_ok=True)
+    tables = _group_tables(records)
+
+    sampling = task_config.get("train_sampling")
+    num_members = len({r["member_name"] for r in records})
+    lines = [
+        f"# arith_jax report: {os.path.basename(os.path.abspath(workdir))}",
+        "",
+        f"Task `{task}`" + (f", trained on operand lengths `{sampling}`" if sampling else "")
+        + f"; {num_members} members in {len(tables)} group(s), each at its latest evaluation.",
+        "",
+        "Cells: accuracy (%) at each operand length (columns), mean ± std over the members of a "
+        "configuration (n of them; seeds and data seeds vary within one). Theory rows: the "
+        "prediction of Xu et al. (ACL 2025) for a model that only uses the operands' last "
+        "n_train digits; asymptotic: gcd(p, 10^n_train)/p.",
+    ]
+    for table in tables:
+        lines += ["", f"## {_group_title(table).capitalize()} ({_steps_text(table)})"]
+        for metric in METRIC_TITLES:
+            if _has_metric(table, metric):
+                header, rows = _table_rows(table, metric)
+                lines += ["", f"### {METRIC_TITLES[metric]} (%)", "", _markdown_table(header, rows)]
+        plot_file = f"accuracy_vs_length_{safe_file_name(table.group) or 'all'}.png"
+        write_atomically(os.path.join(report_dir, plot_file), _accuracy_plot(table))
+        lines += ["", f"![accuracy vs length, {_group_title(table)}]({plot_file})"]
+
+    write_atomically(os.path.join(report_dir, HEATMAP_FILE), _heatmap(records))
+    lines += ["", "## Every member", "", f"![member x length accuracy]({HEATMAP_FILE})", ""]
+    report_path = os.path.join(report_dir, REPORT_FILE)
+    write_atomically(report_path, "\n".join(lines).encode("utf-8"))
+    return report_path
