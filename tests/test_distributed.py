@@ -60,9 +60,14 @@ def test_same_losses_and_parameters_on_any_device_layout(runs, other):
     expected_devices = {"4 devices": [4, 1], "2 processes x 2 devices": [4, 2]}[other]
     assert got["__devices__"].tolist() == expected_devices
     assert base.keys() == got.keys()
+    np.testing.assert_allclose(got["__loss__"], base["__loss__"], rtol=1e-4)
+    # Another device layout reduces in another order, so floats differ in the last bits. The
+    # key bias has an exactly-zero true gradient (softmax ignores a shift shared by all keys)
+    # and Adam scales its rounding noise up to steps of ~lr: hence an absolute bound of one
+    # learning rate (1e-3); every other parameter agrees far more closely.
     for key in base:
-        if key != "__devices__":
-            np.testing.assert_allclose(got[key], base[key], rtol=1e-4, atol=1e-5, err_msg=key)
+        if not key.startswith("__"):
+            np.testing.assert_allclose(got[key], base[key], rtol=1e-4, atol=1e-3, err_msg=key)
     acc = lambda records: {(r["member_name"], r["length"]): r["acc"] for r in records}
     assert acc(got_records) == acc(base_records)
 
