@@ -1,0 +1,658 @@
+"""Arithmetic tasks on digit arrays: sampling, exact answers and token layouts, all inside jit.
+
+Numbers are little-endian int32 digit arrays (`a_BxW[:, 0]` is the units digit) of a static
+width, so a 128-digit operand costs what a 3-digit one does and no Python int or int64 ever
+reaches the device. The modulus of the modular tasks is a traced int32 scalar, so one
+compiled generator serves a population of moduli under `jax.vmap`.
+
+Layout of one example (every part optional except the numbers, as the Format says):
+
+    [BOS] A (+|*) B = C [EOS] PAD...
+
+Unpadded numbers have variable length, so each sequence is built in a fixed-size layout with
+a validity mask and left-aligned by scattering the j-th valid slot to position j; the tail
+is PAD. With index hints every digit is preceded by HINT_BASE + k, k its significance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from arith_jax.errors import ConfigError
+
+# ----------------------------------------------------------------------------------------
+# Vocabulary
+# ----------------------------------------------------------------------------------------
+
+DIGITS = tuple(range(10))
+NUM_DIGITS = 10
+PLUS, TIMES, EQUALS, EOS, BOS, PAD = 10, 11, 12, 13, 14, 15
+HINT_BASE = 16
+TOKEN_CHARS = "0123456789+*=;$."  # token id -> character, for ids below HINT_BASE
+
+TASKS = ("add", "mul", "mod_add", "mod_mul")
+MODULAR_TASKS = ("mod_add", "mod_mul")
+MAX_MODULUS = 10**6
+# Every residue below MAX_MODULUS fits this many digits: the width of compute_result's
+# answer for the modular tasks, whatever the modulus, so callers need not know it.
+MODULAR_RESULT_DIGITS = len(str(MAX_MODULUS - 1))
+AUTO = -1  # Format.pad_result: pad to the widest result the padded operands can have
+
+_OPERATOR = {"add": PLUS, "mul": TIMES, "mod_add": PLUS, "mod_mul": TIMES}
+
+
+def check_task(name: str) -> None:
+    if name not in TASKS:
+        raise ConfigError("task.name", f"unknown task {name!r}; allowed: {', '.join(TASKS)}")
+
+
+def check_modulus(modulus: int, field: str = "task.moduli") -> None:
+    if isinstance(modulus, bool) or not isinstance(modulus, (int, np.integer)) or not 2 <= modulus <= MAX_MODULUS:
+        raise ConfigError(field, f"modulus {modulus!r} is not allowed; each modulus must be an integer in "
+                                 f"[2, {MAX_MODULUS}]")
+
+
+def result_digits(name: str, operand_digits: int, max_modulus: int = MAX_MODULUS) -> int:
+    """Digits of the widest answer of `name` on operands of `operand_digits` digits."""
+    if name == "add":
+        return operand_digits + 1
+    if name == "mul":
+        return 2 * operand_digits
+    return len(str(max_modulus - 1))
+
+
+# ----------------------------------------------------------------------------------------
+# Formats
+# ----------------------------------------------------------------------------------------
+
+_FLAG_FIELDS = {
+    "plain": dict(reverse_operands=False, reverse_result=False, pad_operands=0, pad_result=0, symbols=True,
+                  bos=False, eos=True),
+    "reversed": dict(reverse_operands=True, reverse_result=True),
+    # Xu et al., ACL 2025: $00..0a+00..0b=reversed(c padded to 21);
+    "acl2025": dict(reverse_operands=False, reverse_result=True, pad_operands=20, pad_result=21, symbols=True,
+                    bos=True, eos=True),
+    # Xu et al., IJCAI 2024: 349+705=1054 is 00349 00705 450100, no other tokens.
+    "ijcai2024": dict(reverse_operands=False, reverse_result=True, pad_operands=5, pad_result=AUTO, symbols=False,
+                      bos=False, eos=False),
+    "reverse_result": dict(reverse_result=True),
+    "reverse_operands": dict(reverse_operands=True),
+    "hints": dict(index_hints=True),
+    "symbols": dict(symbols=True),
+    "no_symbols": dict(symbols=False),
+    "bos": dict(bos=True),
+    "no_bos": dict(bos=False),
+    "eos": dict(eos=True),
+    "no_eos": dict(eos=False),
+}
+_ALLOWED_FLAGS = ", ".join(list(_FLAG_FIELDS) + ["pad=N[/M|/auto]"])
+_PAD_FLAG = re.compile(r"pad=(\d+)(?:/(\d+|auto))?")
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """How a problem becomes tokens. The defaults are the `plain` preset: `a+b=c;`."""
+
+    reverse_operands: bool = False  # operands units digit first
+    reverse_result: bool = False  # result units digit first
+    pad_operands: int = 0  # zero-pad each operand to this many digits; 0 = no padding
+    pad_result: int = 0  # zero-pad the result to this many digits; 0 = none, AUTO = by task
+    index_hints: bool = False  # HINT_BASE + k before each digit of significance k
+    symbols: bool = True  # '+'/'*' between the operands and '=' before the result
+    bos: bool = False
+    eos: bool = True
+
+    @classmethod
+    def parse(cls, text: str, field: str = "task.format", task: str | None = None) -> Format:
+        """Comma-separated presets and flags, applied left to right (a later one wins).
+
+        Presets: plain, reversed, acl2025, ijcai2024. Flags: reverse_result,
+        reverse_operands, hints, [no_]symbols, [no_]bos, [no_]eos, pad=N (result padded by
+        task), pad=N/M, pad=N/auto. With `task` given, `auto` is resolved now for add and
+        mul; modular tasks resolve it from their largest modulus (TaskSpec).
+        """
+        items = [item.strip() for item in str(text).split(",")]
+        if not any(items):
+            raise ConfigError(field, f"is empty; give a preset or flags from: {_ALLOWED_FLAGS}")
+        values = {}
+        for item in items:
+            pad = _PAD_FLAG.fullmatch(item)
+            if item in _FLAG_FIELDS:
+                values.update(_FLAG_FIELDS[item])
+            elif pad:
+                result = pad.group(2)
+                values["pad_operands"] = int(pad.group(1))
+                values["pad_result"] = AUTO if result in (None, "auto") else int(result)
+            else:
+                raise ConfigError(field, f"unknown flag {item!r} in {text!r}; allowed: {_ALLOWED_FLAGS}")
+        fmt = cls(**values)
+        if task in ("add", "mul") and fmt.pad_result == AUTO and fmt.pad_operands:
+            fmt = dataclasses.replace(fmt, pad_result=result_digits(task, fmt.pad_operands))
+        return fmt
+
+    def __str__(self) -> str:
+        """The canonical spec text, which Format.parse reads back to this Format."""
+        flags = ["plain"]
+        if self.reverse_operands:
+            flags.append("reverse_operands")
+        if self.reverse_result:
+            flags.append("reverse_result")
+        if self.pad_operands or self.pad_result:
+            flags.append(f"pad={self.pad_operands}/{'auto' if self.pad_result == AUTO else self.pad_result}")
+        if self.index_hints:
+            flags.append("hints")
+        if not self.symbols:
+            flags.append("no_symbols")
+        if self.bos:
+            flags.append("bos")
+        if not self.eos:
+            flags.append("no_eos")
+        return ",".join(flags)
+
+
+# ----------------------------------------------------------------------------------------
+# Operand-length sampling
+# ----------------------------------------------------------------------------------------
+
+_KINDS_HELP = "exact:N, below:N, uniform:LO-HI or dn:N, each optionally @WEIGHT"
+_COMPONENT = re.compile(r"(exact|below|dn):(-?\d+)|uniform:(-?\d+)-(-?\d+)")
+
+
+@dataclasses.dataclass(frozen=True)
+class LengthComponent:
+    """One mixture component. exact/below/dn use lo == hi == n."""
+
+    kind: str  # 'exact' | 'below' | 'uniform' | 'dn'
+    lo: int
+    hi: int
+    weight: float
+
+    def length_classes(self) -> set[tuple[int, int]]:
+        """The (digits of a, digits of b) pairs this component can produce."""
+        n = self.hi
+        if self.kind == "exact":
+            return {(n, n)}
+        if self.kind == "below":
+            return {(i, j) for i in range(1, n + 1) for j in range(1, n + 1)}
+        if self.kind == "uniform":
+            return {(i, j) for i in range(self.lo, n + 1) for j in range(self.lo, n + 1)}
+        return {(n, j) for j in range(1, n + 1)} | {(i, n) for i in range(1, n + 1)}
+
+    def __str__(self) -> str:
+        lengths = f"{self.lo}-{self.hi}" if self.kind == "uniform" else str(self.hi)
+        return f"{self.kind}:{lengths}@{self.weight:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """A weighted mixture of operand-length schemes; one component is drawn per example.
+
+    exact:n   n digits, leading digit nonzero (n = 1: any of 0..9), per operand
+    below:n   a value uniform in [0, 10^n), per operand
+    uniform:lo-hi  a length uniform in [lo, hi], then exactly that many digits, per operand
+    dn:n      the ACL-2025 D_n: one operand (chosen at random) exactly n digits, the other
+              any value below 10^n
+    """
+
+    components: tuple[LengthComponent, ...]
+
+    @classmethod
+    def parse(cls, text: str, field: str = "task.sampling") -> Sampling:
+        components = []
+        for item in ["".join(item.split()) for item in str(text).split(",")]:
+            spec, _, weight_text = item.partition("@")
+            match = _COMPONENT.fullmatch(spec)
+            if not match:
+                raise ConfigError(field, f"bad component {item!r} in {text!r}; expected {_KINDS_HELP}")
+            if match.group(1):
+                kind, lo, hi = match.group(1), int(match.group(2)), int(match.group(2))
+            else:
+                kind, lo, hi = "uniform", int(match.group(3)), int(match.group(4))
+            if lo < 1 or hi < 1:
+                raise ConfigError(field, f"{item!r}: digit counts must be >= 1")
+            if lo > hi:
+                raise ConfigError(field, f"{item!r}: lower length {lo} is above upper length {hi}")
+            try:
+                weight = float(weight_text) if weight_text else 1.0
+            except ValueError:
+                weight = math.nan
+            if not (math.isfinite(weight) and weight > 0):
+                raise ConfigError(field, f"{item!r}: the weight after '@' must be a positive number")
+            components.append((kind, lo, hi, weight))
+        total = sum(c[3] for c in components)
+        return cls(tuple(LengthComponent(kind, lo, hi, weight / total) for kind, lo, hi, weight in components))
+
+    @property
+    def max_digits(self) -> int:
+        return max(c.hi for c in self.components)
+
+    def length_classes(self) -> frozenset[tuple[int, int]]:
+        """Every (digits of a, digits of b) the mixture can produce."""
+        return frozenset().union(*(c.length_classes() for c in self.components))
+
+    @property
+    def num_pairs(self) -> int:
+        """How many distinct operand pairs the mixture can produce (a Python int)."""
+        return sum(_numbers_with_digits(i) * _numbers_with_digits(j) for i, j in self.length_classes())
+
+    def __str__(self) -> str:
+        return ",".join(str(c) for c in self.components)
+
+
+def _numbers_with_digits(n: int) -> int:
+    return 10 if n == 1 else 9 * 10 ** (n - 1)
+
+
+def _uniform_below(u, n: int):
+    """Integers uniform in [0, n) from uniforms in [0, 1)."""
+    return jnp.minimum(jnp.floor(u * n).astype(jnp.int32), n - 1)
+
+
+def _component_lengths(component: LengthComponent, u_3xB):
+    """(length_a, nonzero_top_a, length_b, nonzero_top_b), each [B], from three uniforms.
+
+    Every component reads the same uniforms: an example uses only its own component, so
+    sharing them keeps the draws independent and the random-number program small.
+    """
+    n = component.hi
+    full_B = jnp.full(u_3xB.shape[1:], n, jnp.int32)
+    if component.kind in ("exact", "below"):
+        top_B = jnp.full(u_3xB.shape[1:], component.kind == "exact" and n > 1)
+        return full_B, top_B, full_B, top_B
+    if component.kind == "uniform":
+        length_a = component.lo + _uniform_below(u_3xB[0], n - component.lo + 1)
+        length_b = component.lo + _uniform_below(u_3xB[1], n - component.lo + 1)
+        return length_a, length_a > 1, length_b, length_b > 1
+    a_is_exact_B = u_3xB[2] < 0.5
+    return full_B, a_is_exact_B & (n > 1), full_B, ~a_is_exact_B & (n > 1)
+
+
+def sample_operands(key, sampling: Sampling, width: int, batch: int):
+    """(a_BxW, b_BxW) int32 digit arrays drawn from `sampling` (static with width and batch)."""
+    if width < sampling.max_digits:
+        raise ConfigError("task.width", f"{width} digits cannot hold the {sampling.max_digits}-digit operands of "
+                                        f"sampling {str(sampling)!r}")
+    key_lengths, key_digits = jax.random.split(key)
+    u_4xB = jax.random.uniform(key_lengths, (4, batch))  # component, then its three uniforms
+    per_component = [_component_lengths(c, u_4xB[1:]) for c in sampling.components]
+    stacked = [jnp.stack(parts) for parts in zip(*per_component)]  # 4 x [C, B]
+    upper_bounds_C = np.cumsum([c.weight for c in sampling.components])[:-1]
+    component_B = jnp.sum(u_4xB[0][:, None] >= upper_bounds_C[None, :], axis=1)
+    length_a, top_a, length_b, top_b = [jnp.take_along_axis(s, component_B[None], axis=0)[0] for s in stacked]
+
+    # Digits and a 1..9 top digit for each operand from one block of uniforms (float32
+    # uniforms have 23 random bits: the bias of floor(10 u) is below 1e-6).
+    u_2xBxW1 = jax.random.uniform(key_digits, (2, batch, width + 1))
+    position_W = jnp.arange(width)
+    operands = []
+    for u_BxW1, length_B, top_B in ((u_2xBxW1[0], length_a, top_a), (u_2xBxW1[1], length_b, top_b)):
+        digits_BxW = _uniform_below(u_BxW1[:, :width], 10)
+        is_top_BxW = (position_W == length_B[:, None] - 1) & top_B[:, None]
+        digits_BxW = jnp.where(is_top_BxW, 1 + _uniform_below(u_BxW1[:, width:], 9), digits_BxW)
+        operands.append(jnp.where(position_W < length_B[:, None], digits_BxW, 0))
+    return tuple(operands)
+
+
+# ----------------------------------------------------------------------------------------
+# Exact arithmetic on digit arrays
+# ----------------------------------------------------------------------------------------
+
+
+def _carry_lookahead(lower, upper):
+    """Combines (generate, propagate) of a lower block of columns with the block above it."""
+    generate_lo, propagate_lo = lower
+    generate_hi, propagate_hi = upper
+    return generate_hi | (propagate_hi & generate_lo), propagate_hi & propagate_lo
+
+
+def _normalise(columns_BxR, bound: int):
+    """Base-10 digits of sum_k columns[k] 10^k, for columns in [0, bound]; must fit R digits.
+
+    A few passes of "keep x mod 10, pass x // 10 up" shrink every column to at most 18, where
+    a carry is 0 or 1; a parallel-prefix carry-lookahead then finishes in log R depth, so
+    neither needs a sequential loop over the digits.
+    """
+    x_BxR = columns_BxR
+    while bound > 18:
+        x_BxR = x_BxR % 10 + jnp.pad(x_BxR[:, :-1] // 10, ((0, 0), (1, 0)))
+        bound = 9 + bound // 10
+    carry_out_BxR, _ = jax.lax.associative_scan(_carry_lookahead, (x_BxR >= 10, x_BxR == 9), axis=1)
+    carry_in_BxR = jnp.pad(carry_out_BxR[:, :-1], ((0, 0), (1, 0)))
+    return (x_BxR + carry_in_BxR) % 10
+
+
+def add_digits(a_BxW, b_BxW):
+    """a + b as W + 1 digits."""
+    return _normalise(jnp.pad(a_BxW + b_BxW, ((0, 0), (0, 1))), 18)
+
+
+def mul_digits(a_BxW, b_BxW):
+    """a * b as 2W digits: digit convolution, then carries.
+
+    The convolution is a batched matmul of a with b's Toeplitz matrix, in float32: digits
+    are exact even as bfloat16 and column sums (<= 81 W) stay exact in the float32
+    accumulator, and a matmul is what every accelerator does fastest.
+    """
+    width = a_BxW.shape[1]
+    shift_WxK = np.arange(2 * width)[None, :] - np.arange(width)[:, None]  # column k - row i
+    in_range_WxK = (shift_WxK >= 0) & (shift_WxK < width)
+    toeplitz_BxWxK = jnp.where(in_range_WxK, b_BxW[:, np.clip(shift_WxK, 0, width - 1)], 0)
+    columns_BxK = jnp.einsum("bi,bik->bk", a_BxW.astype(jnp.float32), toeplitz_BxWxK.astype(jnp.float32),
+                             precision=jax.lax.Precision.HIGHEST)
+    return _normalise(jnp.round(columns_BxK).astype(jnp.int32), 81 * width)
+
+
+def mod_digits(x_BxW, modulus):
+    """x mod p by Horner from the top digit; r < p <= 10^6 keeps 10 r + d below 10^7."""
+    def step(r_B, digit_B):
+        return (10 * r_B + digit_B) % modulus, None
+
+    r_B, _ = jax.lax.scan(step, jnp.zeros(x_BxW.shape[:1], jnp.int32), x_BxW.T[::-1], unroll=8)
+    return r_B
+
+
+def mod_mul_digits(a_BxW, b_BxW, modulus):
+    """(a mod p) * b mod p by Horner over b's digits; 10 r + d (a mod p) < 1.6e7."""
+    a_mod_B = mod_digits(a_BxW, modulus)
+
+    def step(r_B, digit_B):
+        return (10 * r_B + digit_B * a_mod_B) % modulus, None
+
+    r_B, _ = jax.lax.scan(step, jnp.zeros_like(a_mod_B), b_BxW.T[::-1], unroll=8)
+    return r_B
+
+
+def value_to_digits(x_B, width: int):
+    """Little-endian digits of non-negative int32 values (width <= 9)."""
+    return (x_B[:, None] // (10 ** jnp.arange(width, dtype=jnp.int32))) % 10
+
+
+def compute_result(name: str, a_BxW, b_BxW, modulus=None):
+    """The exact answer as digits c_BxR: R = W + 1 (add), 2W (mul), 6 (modular tasks).
+
+    Modular answers always get MODULAR_RESULT_DIGITS digits, whatever the modulus, so a caller
+    never needs the spec's width; encode shows only the spec's result_width of them. The
+    modulus (traced int32 scalar) is ignored by add and mul.
+    """
+    check_task(name)
+    a_BxW = jnp.asarray(a_BxW, jnp.int32)
+    b_BxW = jnp.asarray(b_BxW, jnp.int32)
+    if name == "add":
+        return add_digits(a_BxW, b_BxW)
+    if name == "mul":
+        return mul_digits(a_BxW, b_BxW)
+    modulus = jnp.asarray(modulus, jnp.int32)
+    if name == "mod_add":
+        residue_B = (mod_digits(a_BxW, modulus) + mod_digits(b_BxW, modulus)) % modulus
+    else:
+        residue_B = mod_mul_digits(a_BxW, b_BxW, modulus)
+    return value_to_digits(residue_B, MODULAR_RESULT_DIGITS)
+
+
+# ----------------------------------------------------------------------------------------
+# The task and its token layout
+# ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """Everything static about a task: name, operand capacity W, layout, largest modulus."""
+
+    name: str
+    width: int
+    format: Format
+    max_modulus: int = 0  # the largest modulus used with it (modular tasks); sets result_width
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        check_task(self.name)
+        if self.is_modular:
+            check_modulus(self.max_modulus)
+        if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1:
+            raise ConfigError("task.width", f"{self.width!r} is not allowed; the operand width must be >= 1 digit")
+        fmt = self.format
+        if fmt.pad_operands and fmt.pad_operands < self.width:
+            raise ConfigError("task.format", f"pad={fmt.pad_operands}/.. is narrower than the {self.width}-digit "
+                                             f"operands; pad operands to at least {self.width}")
+        if fmt.pad_result != AUTO and fmt.pad_result and fmt.pad_result < self.result_width:
+            raise ConfigError("task.format", f"result padding {fmt.pad_result} is narrower than the "
+                                             f"{self.result_width}-digit results of {self.name}; use pad="
+                                             f"{fmt.pad_operands}/{self.result_width} or pad={fmt.pad_operands}/auto")
+        if not fmt.symbols and not fmt.pad_operands:
+            raise ConfigError("task.format", "no_symbols needs padded operands (pad=N): without '+' and '=' only "
+                                             "fixed widths separate the numbers")
+
+    @property
+    def is_modular(self) -> bool:
+        return self.name in MODULAR_TASKS
+
+    @property
+    def result_width(self) -> int:
+        """Digits of the widest answer: W + 1 (add), 2W (mul), digits of max_modulus - 1."""
+        return result_digits(self.name, self.width, self.max_modulus)
+
+    @property
+    def operand_slots(self) -> int:
+        """Digits the layout reserves per operand."""
+        return self.format.pad_operands or self.width
+
+    @property
+    def result_slots(self) -> int:
+        """Digits the layout reserves for the result."""
+        if self.format.pad_result == AUTO:
+            return result_digits(self.name, self.operand_slots, self.max_modulus)
+        return self.format.pad_result or self.result_width
+
+    @property
+    def _tokens_per_digit(self) -> int:
+        return 2 if self.format.index_hints else 1
+
+    @property
+    def num_hints(self) -> int:
+        return max(self.operand_slots, self.result_slots) if self.format.index_hints else 0
+
+    @property
+    def vocab_size(self) -> int:
+        return HINT_BASE + self.num_hints
+
+    @property
+    def answer_len(self) -> int:
+        """Most answer tokens: result digits (with hints) and EOS."""
+        return self.result_slots * self._tokens_per_digit + self.format.eos
+
+    @property
+    def seq_len(self) -> int:
+        fmt = self.format
+        prompt = fmt.bos + 2 * self.operand_slots * self._tokens_per_digit + 2 * fmt.symbols
+        return prompt + self.answer_len
+
+
+class Batch(NamedTuple):
+    tokens: jax.Array  # [B, T] int32
+    answer_mask: jax.Array  # [B, T] bool: the answer tokens (loss mask)
+    answer_start: jax.Array  # [B] int32: index of the first answer token
+    a: jax.Array  # [B, W] int32 digits
+    b: jax.Array  # [B, W] int32 digits
+    c: jax.Array  # [B, R] int32 digits, as compute_result returns them
+
+
+def _num_digits(digits_BxN):
+    """Digits without leading zeros; 0 has one digit."""
+    position_N = jnp.arange(1, digits_BxN.shape[1] + 1)
+    return jnp.maximum(jnp.max(jnp.where(digits_BxN != 0, position_N, 0), axis=1), 1)
+
+
+def _number_layout(digits_BxN, slots: int, reverse: bool, padded: bool, hints: bool):
+    """(tokens, valid) of one number in `slots` digit positions, in the format's order."""
+    digits_BxS = jnp.pad(digits_BxN[:, :slots], ((0, 0), (0, max(0, slots - digits_BxN.shape[1]))))
+    significance_S = np.arange(slots) if reverse else np.arange(slots)[::-1]
+    tokens_BxS = digits_BxS[:, significance_S]
+    if padded:
+        valid_BxS = jnp.ones(tokens_BxS.shape, bool)
+    else:
+        valid_BxS = significance_S[None, :] < _num_digits(digits_BxS)[:, None]
+    if hints:
+        hints_BxS = jnp.broadcast_to(HINT_BASE + significance_S, tokens_BxS.shape)
+        tokens_BxS = jnp.stack([hints_BxS, tokens_BxS], axis=2).reshape(tokens_BxS.shape[0], 2 * slots)
+        valid_BxS = jnp.repeat(valid_BxS, 2, axis=1)
+    return tokens_BxS, valid_BxS
+
+
+def encode(spec: TaskSpec, a_BxW, b_BxW, c_BxR):
+    """(tokens_BxT int32, answer_mask_BxT bool, answer_start_B int32) for `[BOS] A op B = C [EOS]`.
+
+    c may be wider than spec.result_width (compute_result's modular answers are); only its
+    low result_width digits are shown, the rest are zero for any answer the spec admits.
+    """
+    fmt = spec.format
+    batch = a_BxW.shape[0]
+    hints = fmt.index_hints
+
+    def constant(token):
+        return jnp.full((batch, 1), token, jnp.int32), jnp.ones((batch, 1), bool)
+
+    operand_padded = bool(fmt.pad_operands)
+    result_padded = bool(fmt.pad_result)
+    prompt = []
+    if fmt.bos:
+        prompt.append(constant(BOS))
+    prompt.append(_number_layout(a_BxW, spec.operand_slots, fmt.reverse_operands, operand_padded, hints))
+    if fmt.symbols:
+        prompt.append(constant(_OPERATOR[spec.name]))
+    prompt.append(_number_layout(b_BxW, spec.operand_slots, fmt.reverse_operands, operand_padded, hints))
+    if fmt.symbols:
+        prompt.append(constant(EQUALS))
+    c_shown = c_BxR[:, : spec.result_width]
+    answer = [_number_layout(c_shown, spec.result_slots, fmt.reverse_result, result_padded, hints)]
+    if fmt.eos:
+        answer.append(constant(EOS))
+
+    prompt_tokens = jnp.concatenate([t for t, _ in prompt], axis=1).astype(jnp.int32)
+    prompt_valid = jnp.concatenate([v for _, v in prompt], axis=1)
+    answer_tokens = jnp.concatenate([t for t, _ in answer], axis=1).astype(jnp.int32)
+    answer_valid = jnp.concatenate([v for _, v in answer], axis=1)
+    tokens_BxT = jnp.concatenate([prompt_tokens, answer_tokens], axis=1)
+    valid_BxT = jnp.concatenate([prompt_valid, answer_valid], axis=1)
+    in_answer_T = np.arange(spec.seq_len) >= prompt_tokens.shape[1]
+    answer_start_B = prompt_valid.sum(axis=1).astype(jnp.int32)
+    if operand_padded and result_padded:  # every slot is used: nothing to move
+        return tokens_BxT, jnp.broadcast_to(in_answer_T, tokens_BxT.shape), answer_start_B
+
+    # Left-align: the j-th valid slot goes to position j (a scatter; invalid slots drop).
+    destination_BxT = jnp.where(valid_BxT, jnp.cumsum(valid_BxT, axis=1) - 1, spec.seq_len)
+    rows_Bx1 = jnp.arange(batch)[:, None]
+    tokens_BxT = jnp.full_like(tokens_BxT, PAD).at[rows_Bx1, destination_BxT].set(tokens_BxT, mode="drop")
+    answer_mask_BxT = jnp.zeros(valid_BxT.shape, bool).at[rows_Bx1, destination_BxT].set(
+        jnp.broadcast_to(in_answer_T, valid_BxT.shape), mode="drop")
+    return tokens_BxT, answer_mask_BxT, answer_start_B
+
+
+def batch_for_operands(spec: TaskSpec, a_BxW, b_BxW, modulus) -> Batch:
+    """The encoded batch for given operands under `modulus` (traced; ignored by add, mul)."""
+    a_BxW = jnp.asarray(a_BxW, jnp.int32)
+    b_BxW = jnp.asarray(b_BxW, jnp.int32)
+    c_BxR = compute_result(spec.name, a_BxW, b_BxW, modulus)
+    tokens_BxT, answer_mask_BxT, answer_start_B = encode(spec, a_BxW, b_BxW, c_BxR)
+    return Batch(tokens_BxT, answer_mask_BxT, answer_start_B, a_BxW, b_BxW, c_BxR)
+
+
+def make_batch(spec: TaskSpec, sampling: Sampling, key, batch_size: int, modulus=None) -> Batch:
+    """batch_size fresh examples; jit with spec, sampling and batch_size static."""
+    a_BxW, b_BxW = sample_operands(key, sampling, spec.width, batch_size)
+    return batch_for_operands(spec, a_BxW, b_BxW, modulus)
+
+
+def read_result(spec: TaskSpec, tokens_BxT, answer_start_B):
+    """Parses generated answers: (c_BxR digits as compute_result gives them, well_formed_B).
+
+    Reads the result digits in the format's order from answer_start, skipping index hints.
+    An unpadded result ends at the first non-digit, which must be EOS (or, without EOS in the
+    format, PAD or the end). Not well formed: no digit, a wrong terminator, a non-digit inside
+    a padded result, or a value wider than the task's answers. c is meaningful only where
+    well formed.
+    """
+    fmt = spec.format
+    batch, seq_len = tokens_BxT.shape
+    per_digit = spec._tokens_per_digit
+    slots = spec.result_slots
+    index_BxL = answer_start_B[:, None] + jnp.arange(spec.answer_len)
+    window_BxL = jnp.take_along_axis(tokens_BxT, jnp.minimum(index_BxL, seq_len - 1), axis=1)
+    window_BxL = jnp.where(index_BxL < seq_len, window_BxL, PAD)
+    digit_slots_BxS = window_BxL[:, per_digit - 1: per_digit * slots: per_digit]
+    is_digit_BxS = digit_slots_BxS < NUM_DIGITS
+    if fmt.pad_result:
+        n_B = jnp.full((batch,), slots)
+        well_formed_B = jnp.all(is_digit_BxS, axis=1)
+    else:
+        n_B = jnp.where(jnp.all(is_digit_BxS, axis=1), slots, jnp.argmin(is_digit_BxS, axis=1))
+        well_formed_B = n_B >= 1
+    after_index_B = jnp.minimum(n_B * per_digit, spec.answer_len - 1)
+    after_B = jnp.take_along_axis(window_BxL, after_index_B[:, None], axis=1)[:, 0]
+    if fmt.eos:
+        well_formed_B &= after_B == EOS
+    elif not fmt.pad_result:
+        well_formed_B &= (n_B == slots) | (after_B == PAD)
+
+    significance_S = jnp.arange(slots)
+    source_BxS = significance_S[None, :] if fmt.reverse_result else n_B[:, None] - 1 - significance_S[None, :]
+    values_BxS = jnp.take_along_axis(digit_slots_BxS, jnp.clip(source_BxS, 0, slots - 1), axis=1)
+    c_BxS = jnp.where(significance_S[None, :] < n_B[:, None], values_BxS, 0).astype(jnp.int32)
+    width = MODULAR_RESULT_DIGITS if spec.is_modular else spec.result_width
+    if slots > spec.result_width:
+        well_formed_B &= jnp.all(c_BxS[:, spec.result_width:] == 0, axis=1)
+        c_BxS = c_BxS[:, : spec.result_width]
+    return jnp.pad(c_BxS, ((0, 0), (0, width - c_BxS.shape[1]))), well_formed_B
+
+
+# ----------------------------------------------------------------------------------------
+# Host helpers
+# ----------------------------------------------------------------------------------------
+
+
+def digits_to_int(digits_W) -> int:
+    return int("".join(str(int(d)) for d in np.asarray(digits_W)[::-1]) or "0")
+
+
+def int_to_digits(x: int, width: int) -> np.ndarray:
+    if x < 0 or len(str(x)) > width:
+        raise ValueError(f"{x} does not fit {width} non-negative digits")
+    return np.asarray([int(ch) for ch in str(x).zfill(width)[::-1]], np.int32)
+
+
+def detokenize(tokens_T) -> str:
+    """The raw token view: digits and symbols as characters, index hints as <k>."""
+    return "".join(TOKEN_CHARS[t] if t < HINT_BASE else f"<{t - HINT_BASE}>" for t in np.asarray(tokens_T).tolist())
+
+
+def describe(name: str, a: int, b: int, c: int, modulus: int | None = None) -> str:
+    """`A + B = C`, `A * B = C`, `A + B (mod P) = C`, `A * B (mod P) = C` in decimal."""
+    operator = "+" if _OPERATOR[name] == PLUS else "*"
+    modular = f" (mod {modulus})" if name in MODULAR_TASKS else ""
+    return f"{a} {operator} {b}{modular} = {c}"
+
+
+def print_examples(spec: TaskSpec, sampling: Sampling, n: int, seed: int, modulus: int | None = None,
+                   raw: bool = False) -> list[str]:
+    """The lines `arith-jax data` prints: n decoded examples, with the raw tokens if raw."""
+    if spec.is_modular:
+        check_modulus(modulus)
+        if modulus > spec.max_modulus:
+            raise ConfigError("task.moduli", f"modulus {modulus} is above the task's largest modulus "
+                                             f"{spec.max_modulus}")
+    generate = jax.jit(make_batch, static_argnums=(0, 1, 3))
+    batch = jax.device_get(generate(spec, sampling, jax.random.key(seed), n, modulus))
+    lines = [describe(spec.name, digits_to_int(a), digits_to_int(b), digits_to_int(c), modulus)
+             for a, b, c in zip(batch.a, batch.b, batch.c)]
+    if raw:
+        column = max(len(line) for line in lines)
+        lines = [f"{line:<{column}}   {detokenize(tokens)}" for line, tokens in zip(lines, batch.tokens)]
+    return lines
