@@ -1,0 +1,145 @@
+"""The IJCAI-2024 paper's two mechanistic views of one member, as PNG plots.
+
+Xu et al. ("It Ain't That Bad", IJCAI 2024) explain length-generalisation failures by what
+the model attends to: an APE model ignores operand digits outside the trained range, so its
+answer on long inputs is the task applied to the in-distribution representatives. Two views
+make that visible for one trained member:
+- answer_positions.png: vary one operand digit of significance n_train (never seen in
+  training) over 0..9 and show each answer position's output distribution. A model that
+  ignores the digit shows the same distribution in every column; one that uses it follows
+  the true answer.
+- pca_final_token.png: the final-LayerNorm state at the last prompt position over
+  in-distribution operands (both below 10^n_train), projected on its top two principal
+  components, coloured by the answer's units digit. Clusters per digit mean the answer is
+  already laid out in the representation.
+
+Figures are built with matplotlib's object API (Figure + Agg canvas), so no pyplot state or
+display backend is touched.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib.figure import Figure
+
+from arith_jax import evaluate, model, tasks
+from arith_jax.errors import ConfigError
+
+PCA_EXAMPLES = 384
+MAX_PANEL_COLUMNS = 5
+
+
+def analyze(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus: int, out_dir: str, seed: int = 0,
+            title: str = "") -> list[str]:
+    """Writes answer_positions.png and pca_final_token.png for one member; returns their paths.
+
+    modulus is the member's (ignored by add and mul); seed picks the operands shown.
+    """
+    if spec.width < n_train + 1:
+        raise ConfigError("task.width", f"{spec.width} is too small for analyze, which varies the digit of "
+                                        f"significance n_train = {n_train}; use a width (or an eval length) of at "
+                                        f"least {n_train + 1}")
+    os.makedirs(out_dir, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    modulus = jnp.int32(modulus)
+
+    @jax.jit
+    def decode_and_score(params, a_BxW, b_BxW):
+        batch = tasks.batch_for_operands(spec, a_BxW, b_BxW, modulus)
+        apply_fn = lambda tokens_BxT: model.apply(graphdef, params, tokens_BxT)
+        decoded_BxT = evaluate.greedy_decode(apply_fn, batch, spec.answer_len)
+        # Teacher-forced on its own answer: the distributions the greedy decode walked through.
+        return batch, decoded_BxT, jax.nn.softmax(apply_fn(decoded_BxT), axis=-1)
+
+    @jax.jit
+    def last_prompt_state(params, a_BxW, b_BxW):
+        batch = tasks.batch_for_operands(spec, a_BxW, b_BxW, modulus)
+        _, hidden_BxTxD = model.apply(graphdef, params, batch.tokens, return_hidden=True)
+        return batch, hidden_BxTxD[jnp.arange(batch.tokens.shape[0]), batch.answer_start - 1]
+
+    answer_path = os.path.join(out_dir, "answer_positions.png")
+    a_1xW, b_1xW = (evaluate.exact_length_operands(rng, n_train + 1, spec.width, 1) for _ in range(2))
+    _plot_answer_positions(answer_path, decode_and_score(params, *_vary_digit(a_1xW[0], b_1xW[0], n_train)), spec,
+                           n_train, title)
+    pca_path = os.path.join(out_dir, "pca_final_token.png")
+    # In distribution: both operands uniform below 10^n_train (tasks' "below:n").
+    a_NxW, b_NxW = (_below(rng, n_train, spec.width, PCA_EXAMPLES) for _ in range(2))
+    _plot_pca(pca_path, last_prompt_state(params, a_NxW, b_NxW), title)
+    return [answer_path, pca_path]
+
+
+def _below(rng: np.random.Generator, n_digits: int, width: int, n: int) -> np.ndarray:
+    digits_NxW = np.zeros((n, width), np.int32)
+    digits_NxW[:, :n_digits] = rng.integers(0, 10, size=(n, n_digits))
+    return digits_NxW
+
+
+def _vary_digit(a_W: np.ndarray, b_W: np.ndarray, significance: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ten copies of (a, b), a's digit at `significance` set to 0..9 in turn."""
+    a_VxW = np.tile(a_W, (tasks.NUM_DIGITS, 1))
+    a_VxW[:, significance] = np.arange(tasks.NUM_DIGITS)
+    return a_VxW, np.tile(b_W, (tasks.NUM_DIGITS, 1))
+
+
+def _plot_answer_positions(path: str, scored, spec: tasks.TaskSpec, n_train: int, title: str) -> None:
+    batch, decoded_VxT, probs_VxTxV = jax.device_get(scored)
+    varied_V = np.arange(tasks.NUM_DIGITS)
+    # Answer token k sits at answer_start + k in every row (a row's prompt may be shorter if
+    # the format does not pad operands). Panels for the offsets where some reference token is
+    # a digit: index hints and EOS carry no digit distribution worth a panel.
+    position_VxL = batch.answer_start[:, None] + np.arange(spec.answer_len)
+    reference_VxL = np.take_along_axis(batch.tokens, position_VxL, axis=1)
+    offsets = np.flatnonzero(np.any(reference_VxL < tasks.NUM_DIGITS, axis=0))
+
+    n_cols = min(len(offsets), MAX_PANEL_COLUMNS)
+    n_rows = -(-len(offsets) // n_cols)
+    fig = Figure(figsize=(2.6 * n_cols + 1.0, 2.6 * n_rows + 0.9), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex=True, sharey=True)
+    for ax in axes.flat[len(offsets):]:
+        ax.set_visible(False)
+    for ax, offset in zip(axes.flat, offsets):
+        position_V = position_VxL[:, offset]
+        # Rows: output digit; columns: the varied digit's value.
+        distribution_DxV = probs_VxTxV[varied_V, position_V - 1, : tasks.NUM_DIGITS].T
+        image = ax.imshow(distribution_DxV, origin="lower", vmin=0.0, vmax=1.0, cmap="viridis")
+        is_digit_V = reference_VxL[:, offset] < tasks.NUM_DIGITS
+        ax.scatter(varied_V[is_digit_V], reference_VxL[is_digit_V, offset], s=30, facecolors="none",
+                   edgecolors="white", linewidths=1.0, label="true digit")
+        ax.scatter(varied_V, decoded_VxT[varied_V, position_V], s=10, c="red", marker="x", label="greedy output")
+        ax.set_title(f"answer token {offset}", fontsize=9)
+        ax.set_xticks(varied_V)
+        ax.set_yticks(varied_V)
+        ax.set_ylim(-0.5, tasks.NUM_DIGITS - 0.5)  # a non-digit greedy output falls off the panel
+    for ax in axes[-1]:
+        ax.set_xlabel(f"a's digit at 10^{n_train}")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("output digit")
+    axes.flat[0].legend(loc="upper left", fontsize=6, framealpha=0.5)
+    fig.colorbar(image, ax=axes, label="probability", shrink=0.8)
+    a, b = tasks.digits_to_int(batch.a[0]), tasks.digits_to_int(batch.b[0])
+    heading = f"a = {a} with its digit at 10^{n_train} varied, b = {b}; trained on {n_train} digits"
+    fig.suptitle(f"{title}\n{heading}" if title else heading, fontsize=10)
+    fig.savefig(path, dpi=100)
+
+
+def _plot_pca(path: str, batch_and_state, title: str) -> None:
+    batch, state_NxD = jax.device_get(batch_and_state)
+    centred_NxD = np.asarray(state_NxD, np.float64) - np.mean(state_NxD, axis=0)
+    _, singular_values, components_CxD = np.linalg.svd(centred_NxD, full_matrices=False)
+    projected_Nx2 = centred_NxD @ components_CxD[:2].T
+    explained = singular_values**2 / np.sum(singular_values**2)
+
+    fig = Figure(figsize=(6.0, 5.0), layout="constrained")
+    ax = fig.subplots()
+    points = ax.scatter(projected_Nx2[:, 0], projected_Nx2[:, 1], c=batch.c[:, 0], cmap="tab10", vmin=-0.5,
+                        vmax=9.5, s=14)
+    fig.colorbar(points, ax=ax, ticks=range(tasks.NUM_DIGITS), label="units digit of the answer")
+    ax.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC 2 ({explained[1]:.0%} of variance)")
+    heading = f"final-LayerNorm state at the last prompt token, {len(projected_Nx2)} in-distribution examples"
+    fig.suptitle(f"{title}\n{heading}" if title else heading, fontsize=10)
+    fig.savefig(path, dpi=100)
