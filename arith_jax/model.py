@@ -1,0 +1,211 @@
+"""The decoder-only transformer (pre-LayerNorm GPT) and the functional API the trainer uses.
+
+Modules are Flax NNX; the trainer never calls them directly. ``init`` splits a fresh model into
+a static ``graphdef`` and a pytree of float32 ``params``, and ``apply`` merges them inside
+whatever jit/vmap/scan the caller runs, so a population is just params with a leading member
+axis. Randomness (dropout, random position offsets) comes from an explicit ``key`` argument,
+never from NNX RNG state, so the params are the model's only state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from arith_jax import positional
+from arith_jax.errors import ConfigError
+
+# (num_layers, num_heads, d_model); d_ff = 4 d_model. acl2025 is Xu et al.'s 6 x 6 x 384.
+PRESETS = {"nano": (3, 3, 48), "micro": (4, 4, 128), "mini": (6, 6, 192), "acl2025": (6, 6, 384)}
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# 'auto' lets JAX choose (today: XLA everywhere). 'cudnn' is the fused GPU kernel; it needs
+# bfloat16 and is not offered with an attention bias, whose shapes and gradient cuDNN restricts.
+ATTENTION_IMPLEMENTATIONS = {"auto": None, "xla": "xla", "cudnn": "cudnn"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    num_layers: int
+    num_heads: int
+    d_model: int
+    d_ff: int
+    dropout: float = 0.0
+    tied_embeddings: bool = False
+    pe: str = "learned"
+    # Rows of the learned (or abacus) table, and the range randomised positions are drawn from
+    # (which should be well above the longest sequence). positional.positions_needed(cfg,
+    # seq_len) is the smallest value that serves a given sequence length.
+    max_positions: int = 1024
+    randomized_positions: bool = False
+    compute_dtype: str = "float32"
+    attention_impl: str = "auto"
+    rope_base: float = 10_000.0
+    t5_num_buckets: int = 32
+    t5_max_distance: int = 128
+    # FIRE's defaults are the paper's: a 32-wide MLP, c = 0.1, threshold 512.
+    fire_mlp_width: int = 32
+    fire_init_c: float = 0.1
+    fire_init_threshold: float = 512.0
+    # McLeish et al. train with offsets up to 100.
+    abacus_max_offset: int = 100
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> ModelConfig:
+        if name not in PRESETS:
+            raise ConfigError("model.preset", f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for field in overrides:
+            if field not in fields:
+                raise ConfigError(f"model.{field}", f"not a model setting; allowed: {', '.join(sorted(fields))}")
+        num_layers, num_heads, d_model = PRESETS[name]
+        sizes = dict(num_layers=num_layers, num_heads=num_heads, d_model=d_model, d_ff=4 * d_model)
+        return cls(**{**sizes, **overrides})
+
+    def validate(self, vocab_size: int, seq_len: int) -> None:
+        """Raise ConfigError unless this model can run on ``vocab_size`` tokens and sequences
+        up to ``seq_len`` (the longest train or evaluation sequence)."""
+        if vocab_size < 1 or seq_len < 1:
+            raise ValueError(f"vocab_size and seq_len must be positive, got {vocab_size} and {seq_len}")
+        for field in ("num_layers", "num_heads", "d_model", "d_ff"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"model.{field}", f"must be a positive integer, got {value!r}")
+        if self.d_model % self.num_heads:
+            raise ConfigError("model.num_heads", f"must divide d_model = {self.d_model}, got {self.num_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ConfigError("model.compute_dtype", f"{self.compute_dtype!r} is not allowed; use one of "
+                                                     f"{', '.join(COMPUTE_DTYPES)}")
+        self._validate_attention_impl()
+        positional.validate(self, seq_len)
+
+    def _validate_attention_impl(self) -> None:
+        if self.attention_impl not in ATTENTION_IMPLEMENTATIONS:
+            raise ConfigError("model.attention_impl", f"{self.attention_impl!r} is not allowed; use one of "
+                                                      f"{', '.join(ATTENTION_IMPLEMENTATIONS)}")
+        if self.attention_impl == "cudnn":
+            if self.compute_dtype != "bfloat16":
+                raise ConfigError("model.attention_impl", "cudnn needs compute_dtype 'bfloat16'")
+            if positional.encoding_class(self.pe).adds_attention_bias:
+                raise ConfigError("model.attention_impl", f"cudnn is not offered with {self.pe!r}, which adds "
+                                                          "an attention bias; use 'auto'")
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        dtype = COMPUTE_DTYPES[cfg.compute_dtype]
+        self.num_heads = cfg.num_heads
+        self.implementation = ATTENTION_IMPLEMENTATIONS[cfg.attention_impl]
+        self.qkv = nnx.Linear(cfg.d_model, 3 * cfg.d_model, dtype=dtype, rngs=rngs)
+        self.out = nnx.Linear(cfg.d_model, cfg.d_model, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x_BxTxD, encoding: positional.PositionalEncoding, positions_T, bias_1xNxTxT):
+        batch, seq_len, d_model = x_BxTxD.shape
+        head_dim = d_model // self.num_heads
+        qkv_BxTx3xNxH = self.qkv(x_BxTxD).reshape(batch, seq_len, 3, self.num_heads, head_dim)
+        q_BxTxNxH, k_BxTxNxH, v_BxTxNxH = (qkv_BxTx3xNxH[:, :, i] for i in range(3))
+        q_BxTxNxH, k_BxTxNxH = encoding.rotate(q_BxTxNxH, k_BxTxNxH, positions_T)
+        heads_BxTxNxH = jax.nn.dot_product_attention(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, bias=bias_1xNxTxT,
+                                                     is_causal=True, implementation=self.implementation)
+        return self.out(heads_BxTxNxH.reshape(batch, seq_len, d_model))
+
+
+class Block(nnx.Module):
+    """LN -> causal self-attention -> residual, LN -> MLP(GELU) -> residual."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        dtype = COMPUTE_DTYPES[cfg.compute_dtype]
+        self.attention_norm = nnx.LayerNorm(cfg.d_model, dtype=dtype, rngs=rngs)
+        self.attention = Attention(cfg, rngs)
+        self.mlp_norm = nnx.LayerNorm(cfg.d_model, dtype=dtype, rngs=rngs)
+        self.mlp_in = nnx.Linear(cfg.d_model, cfg.d_ff, dtype=dtype, rngs=rngs)
+        self.mlp_out = nnx.Linear(cfg.d_ff, cfg.d_model, dtype=dtype, rngs=rngs)
+        self.dropout = nnx.Dropout(cfg.dropout)
+
+    def __call__(self, x_BxTxD, encoding, positions_T, bias_1xNxTxT, key: jax.Array | None):
+        attention_key, mlp_key = (None, None) if key is None else jax.random.split(key)
+        # The residual stream stays float32: bfloat16 sublayer outputs are promoted on addition.
+        attended_BxTxD = self.attention(self.attention_norm(x_BxTxD), encoding, positions_T, bias_1xNxTxT)
+        x_BxTxD = x_BxTxD + self.dropout(attended_BxTxD, deterministic=key is None, rngs=attention_key)
+        mlp_BxTxD = self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x_BxTxD))))
+        return x_BxTxD + self.dropout(mlp_BxTxD, deterministic=key is None, rngs=mlp_key)
+
+
+class Transformer(nnx.Module):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, rngs: nnx.Rngs):
+        self.cfg = cfg
+        self.compute_dtype = COMPUTE_DTYPES[cfg.compute_dtype]
+        self.token_embedding = nnx.Embed(vocab_size, cfg.d_model,
+                                         embedding_init=nnx.initializers.normal(stddev=0.02), rngs=rngs)
+        self.encoding = positional.build(cfg, rngs)
+        self.embedding_dropout = nnx.Dropout(cfg.dropout)
+        self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_layers)])
+        self.final_norm = nnx.LayerNorm(cfg.d_model, rngs=rngs)
+        self.head = None if cfg.tied_embeddings else nnx.Linear(
+            cfg.d_model, vocab_size, use_bias=False, dtype=self.compute_dtype, rngs=rngs)
+
+    def __call__(self, tokens_BxT: jax.Array, key: jax.Array | None = None, return_hidden: bool = False):
+        seq_len = tokens_BxT.shape[1]
+        if key is None:
+            positions_key = encoding_key = embedding_dropout_key = None
+            block_keys = [None] * len(self.blocks)
+        else:
+            positions_key, encoding_key, embedding_dropout_key, *block_keys = jax.random.split(
+                key, 3 + len(self.blocks))
+        positions_T = positional.token_positions(self.cfg, seq_len, positions_key)
+
+        x_BxTxD = self.token_embedding(tokens_BxT)
+        position_embedding = self.encoding.embedding(tokens_BxT, positions_T, encoding_key)
+        if position_embedding is not None:
+            x_BxTxD = x_BxTxD + position_embedding
+        x_BxTxD = self.embedding_dropout(x_BxTxD, deterministic=key is None, rngs=embedding_dropout_key)
+        bias_1xNxTxT = self.encoding.attention_bias(positions_T)
+        for block, block_key in zip(self.blocks, block_keys):
+            x_BxTxD = block(x_BxTxD, self.encoding, positions_T, bias_1xNxTxT, block_key)
+
+        hidden_BxTxD = self.final_norm(x_BxTxD)
+        hidden_for_head = hidden_BxTxD.astype(self.compute_dtype)
+        if self.head is None:
+            table_VxD = self.token_embedding.embedding[...].astype(self.compute_dtype)
+            logits_BxTxV = jnp.einsum("btd,vd->btv", hidden_for_head, table_VxD)
+        else:
+            logits_BxTxV = self.head(hidden_for_head)
+        logits_BxTxV = logits_BxTxV.astype(jnp.float32)
+        return (logits_BxTxV, hidden_BxTxD) if return_hidden else logits_BxTxV
+
+
+def init(cfg: ModelConfig, vocab_size: int, key: jax.Array) -> tuple[nnx.GraphDef, nnx.State]:
+    """A fresh model as ``(graphdef, params)``; vmap it over keys for a population's params."""
+    return nnx.split(Transformer(cfg, vocab_size, nnx.Rngs(params=key)))
+
+
+def apply(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxT: jax.Array, key: jax.Array | None = None,
+          return_hidden: bool = False):
+    """``logits_BxTxV`` float32 (and the final-LayerNorm output ``hidden_BxTxD`` with ``return_hidden``).
+
+    ``key`` None is evaluation: deterministic, no dropout, no random offsets, and randomised
+    positions from a fixed key. A key is training: dropout, abacus offsets, random positions.
+    """
+    return nnx.merge(graphdef, params)(tokens_BxT, key=key, return_hidden=return_hidden)
+
+
+def param_count(params: nnx.State) -> int:
+    return sum(leaf.size for leaf in jax.tree.leaves(params))
+
+
+def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> float:
+    """Training FLOPs (forward + backward) per token, as in PaLM's appendix B: 6 N + 12 L T d.
+
+    N counts only the weights that take part in matmuls: per layer the q, k, v and output
+    projections (4 d^2) and the MLP (2 d d_ff), plus the output projection (d V, also when tied).
+    Each weight costs 2 FLOPs per token forward and 4 backward, hence 6 N. The attention scores
+    and their weighted sum cost 2 x 2 T d per token and layer forward, 3x that with backward:
+    12 L T d, counting the full T x T (the causal half is not subtracted, by convention).
+    Embedding lookups, norms, biases and the positional encodings' own work are left out.
+    """
+    matmul_params = cfg.num_layers * (4 * cfg.d_model ** 2 + 2 * cfg.d_model * cfg.d_ff) + cfg.d_model * vocab_size
+    return 6.0 * matmul_params + 12.0 * cfg.num_layers * seq_len * cfg.d_model

@@ -1,0 +1,336 @@
+"""The positional-encoding menu: one class per ``ModelConfig.pe`` string.
+
+The transformer asks an encoding three questions per forward pass, and each encoding answers
+the ones it cares about (the base class answers "nothing", which is exactly NoPE):
+
+- ``embedding``: a vector added to the token embeddings (learned, sinusoidal, abacus);
+- ``rotate``: queries and keys rotated by position before the scores (rope);
+- ``attention_bias``: an additive ``1 x N x T x T`` bias on the scores (alibi, t5, fire), computed
+  once and shared by every layer, as T5 and FIRE do.
+
+Positions are one ``positions_T`` vector per forward pass, shared by the whole batch: with
+``randomized_positions`` (Ruoss et al. 2023) they are a sorted random subset of
+``range(max_positions)``, drawn once per batch as in the authors' implementation, which also
+keeps every bias ``1 x N x T x T`` instead of ``B x N x T x T``.
+
+Adding an encoding: subclass ``PositionalEncoding`` here, override what it contributes plus
+``check`` (its knobs) and ``positions_needed`` (its table size), and add it to ``ENCODINGS``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from arith_jax.errors import ConfigError
+
+if TYPE_CHECKING:
+    from arith_jax.model import ModelConfig
+
+# Token ids below this are the digits '0'..'9' (the shared vocabulary of arith_jax.tasks).
+NUM_DIGIT_TOKENS = 10
+
+# Evaluation (no key) with randomised positions draws from this fixed key: every evaluation
+# sees the same positions, from the same distribution as training, rather than 0..T-1, which
+# a model trained on random subsets of a large range has rarely seen packed together.
+EVAL_POSITIONS_SEED = 0
+
+# The GPT-2 initialisation for embedding tables.
+_EMBEDDING_INIT = nnx.initializers.normal(stddev=0.02)
+
+
+def token_positions(cfg: ModelConfig, seq_len: int, key: jax.Array | None) -> jax.Array:
+    """The positions ``positions_T`` (int32) of one batch's tokens: 0..T-1, or randomised."""
+    if not (cfg.randomized_positions and ENCODINGS[cfg.pe].position_indexed):
+        return jnp.arange(seq_len, dtype=jnp.int32)
+    sample_key = jax.random.key(EVAL_POSITIONS_SEED) if key is None else key
+    subset_T = jax.random.choice(sample_key, cfg.max_positions, (seq_len,), replace=False)
+    return jnp.sort(subset_T).astype(jnp.int32)
+
+
+class PositionalEncoding(nnx.Module):
+    """No positional information at all (NoPE): causal attention alone must infer order."""
+
+    # Whether the encoding reads ``positions_T`` (so randomised positions apply to it).
+    position_indexed: ClassVar[bool] = False
+    # Whether it adds a bias to the attention scores (fused kernels may not train one).
+    adds_attention_bias: ClassVar[bool] = False
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        del cfg, rngs
+
+    @classmethod
+    def check(cls, cfg: ModelConfig) -> None:
+        """Raise ConfigError if this encoding's own knobs are out of range."""
+
+    @classmethod
+    def positions_needed(cls, cfg: ModelConfig, seq_len: int) -> int:
+        """The smallest ``max_positions`` (table rows) that serves sequences of ``seq_len`` tokens."""
+        return 0
+
+    def embedding(self, tokens_BxT: jax.Array, positions_T: jax.Array, key: jax.Array | None) -> jax.Array | None:
+        """Added to the token embeddings: ``TxD`` or ``BxTxD`` float32, or None."""
+        return None
+
+    def rotate(self, q_BxTxNxH: jax.Array, k_BxTxNxH: jax.Array, positions_T: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return q_BxTxNxH, k_BxTxNxH
+
+    def attention_bias(self, positions_T: jax.Array) -> jax.Array | None:
+        """Added to the attention scores: ``1xNxTxT`` float32, or None."""
+        return None
+
+
+class Learned(PositionalEncoding):
+    """A learned absolute table of ``max_positions`` rows (GPT-2)."""
+
+    position_indexed = True
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.table = nnx.Embed(cfg.max_positions, cfg.d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
+
+    @classmethod
+    def positions_needed(cls, cfg: ModelConfig, seq_len: int) -> int:
+        # A lookup past the table would silently read a clamped row: validate refuses it instead.
+        return seq_len
+
+    def embedding(self, tokens_BxT, positions_T, key):
+        return self.table(positions_T)
+
+
+class Sinusoidal(PositionalEncoding):
+    """Fixed sines and cosines of geometrically spaced frequencies (Vaswani et al. 2017)."""
+
+    position_indexed = True
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.d_model = cfg.d_model
+
+    def embedding(self, tokens_BxT, positions_T, key):
+        num_frequencies = math.ceil(self.d_model / 2)
+        inverse_frequency_F = 10_000.0 ** (-jnp.arange(num_frequencies, dtype=jnp.float32) / num_frequencies)
+        angle_TxF = positions_T.astype(jnp.float32)[:, None] * inverse_frequency_F
+        return jnp.concatenate([jnp.sin(angle_TxF), jnp.cos(angle_TxF)], axis=-1)[:, : self.d_model]
+
+
+class RoPE(PositionalEncoding):
+    """Rotary embeddings (Su et al. 2021): q.k depends only on the distance between positions."""
+
+    position_indexed = True
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.base = cfg.rope_base
+
+    @classmethod
+    def check(cls, cfg: ModelConfig) -> None:
+        head_dim = cfg.d_model // cfg.num_heads
+        if head_dim % 2:
+            raise ConfigError("model.num_heads", f"rope rotates pairs of dimensions, so d_model / num_heads "
+                                                 f"must be even, got {cfg.d_model} / {cfg.num_heads} = {head_dim}")
+        if cfg.rope_base <= 1:
+            raise ConfigError("model.rope_base", f"must be > 1, got {cfg.rope_base}")
+
+    def rotate(self, q_BxTxNxH, k_BxTxNxH, positions_T):
+        half = q_BxTxNxH.shape[-1] // 2
+        inverse_frequency_F = self.base ** (-jnp.arange(half, dtype=jnp.float32) / half)
+        angle_Tx1xF = positions_T.astype(jnp.float32)[:, None, None] * inverse_frequency_F
+        cos, sin = jnp.cos(angle_Tx1xF), jnp.sin(angle_Tx1xF)
+
+        def rotated(x_BxTxNxH):
+            first, second = jnp.split(x_BxTxNxH.astype(jnp.float32), 2, axis=-1)
+            both = jnp.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
+            return both.astype(x_BxTxNxH.dtype)
+
+        return rotated(q_BxTxNxH), rotated(k_BxTxNxH)
+
+
+def alibi_slopes(num_heads: int) -> np.ndarray:
+    """Per-head slopes of Press et al. 2022, including their recipe for non-powers of two."""
+
+    def geometric(n: int) -> list[float]:
+        return [2.0 ** (-8.0 * (i + 1) / n) for i in range(n)]
+
+    closest_power = 2 ** math.floor(math.log2(num_heads))
+    extra = geometric(2 * closest_power)[0::2][: num_heads - closest_power]
+    return np.asarray(geometric(closest_power) + extra, dtype=np.float32)
+
+
+def _distance_TxT(positions_T: jax.Array) -> jax.Array:
+    """query position minus key position (>= 0 wherever causal attention looks)."""
+    return positions_T[:, None] - positions_T[None, :]
+
+
+class ALiBi(PositionalEncoding):
+    """A fixed linear penalty on distance, one slope per head (Press et al. 2022)."""
+
+    position_indexed = True
+    adds_attention_bias = True
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.num_heads = cfg.num_heads
+
+    def attention_bias(self, positions_T):
+        slopes_Nx1x1 = jnp.asarray(alibi_slopes(self.num_heads))[:, None, None]
+        return (-slopes_Nx1x1 * _distance_TxT(positions_T).astype(jnp.float32))[None]
+
+
+def t5_buckets(distance: jax.Array, num_buckets: int, max_distance: int) -> jax.Array:
+    """T5's unidirectional buckets: exact below num_buckets/2, then log-spaced up to max_distance."""
+    distance = jnp.maximum(distance, 0)
+    exact = num_buckets // 2
+    log_ratio = jnp.log(jnp.maximum(distance, 1).astype(jnp.float32) / exact) / math.log(max_distance / exact)
+    far = exact + (log_ratio * (num_buckets - exact)).astype(jnp.int32)
+    return jnp.where(distance < exact, distance, jnp.minimum(far, num_buckets - 1))
+
+
+class T5(PositionalEncoding):
+    """A learned scalar per (distance bucket, head) (Raffel et al. 2020)."""
+
+    position_indexed = True
+    adds_attention_bias = True
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.num_buckets = cfg.t5_num_buckets
+        self.max_distance = cfg.t5_max_distance
+        # T5's own initialisation of the bias table: normal with std d_model**-0.5.
+        init = nnx.initializers.normal(stddev=cfg.d_model ** -0.5)
+        self.table = nnx.Embed(cfg.t5_num_buckets, cfg.num_heads, embedding_init=init, rngs=rngs)
+
+    @classmethod
+    def check(cls, cfg: ModelConfig) -> None:
+        if cfg.t5_num_buckets < 2:
+            raise ConfigError("model.t5_num_buckets", f"must be >= 2, got {cfg.t5_num_buckets}")
+        if cfg.t5_max_distance <= cfg.t5_num_buckets // 2:
+            raise ConfigError("model.t5_max_distance", f"must exceed t5_num_buckets / 2 = "
+                                                       f"{cfg.t5_num_buckets // 2}, got {cfg.t5_max_distance}")
+
+    def attention_bias(self, positions_T):
+        bucket_TxT = t5_buckets(_distance_TxT(positions_T), self.num_buckets, self.max_distance)
+        return jnp.transpose(self.table(bucket_TxT), (2, 0, 1))[None]
+
+
+class FIRE(PositionalEncoding):
+    """Functional interpolation for relative positions (Li et al. 2023).
+
+    bias(i, j) = MLP(psi(i - j) / psi(max(i, L))), psi(x) = log(|c x| + 1), with learnable c and
+    threshold L (as ``|scale * L0|``, the authors' parameterisation, so a unit-size Adam step
+    moves L by a fraction of itself). Below the threshold the bias depends only on i - j; past it
+    the distances are squeezed into [0, 1] so longer inputs interpolate rather than extrapolate.
+    """
+
+    position_indexed = True
+    adds_attention_bias = True
+    # Keeps psi(max(i, L)) away from zero if c or L is driven to 0.
+    EPSILON: ClassVar[float] = 1e-6
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.hidden = nnx.Linear(1, cfg.fire_mlp_width, rngs=rngs)
+        self.out = nnx.Linear(cfg.fire_mlp_width, cfg.num_heads, rngs=rngs)
+        self.c = nnx.Param(jnp.asarray(cfg.fire_init_c, jnp.float32))
+        self.threshold_scale = nnx.Param(jnp.asarray(1.0, jnp.float32))
+        self.initial_threshold = cfg.fire_init_threshold
+
+    @classmethod
+    def check(cls, cfg: ModelConfig) -> None:
+        if cfg.fire_mlp_width < 1:
+            raise ConfigError("model.fire_mlp_width", f"must be a positive integer, got {cfg.fire_mlp_width}")
+        if cfg.fire_init_c <= 0:
+            raise ConfigError("model.fire_init_c", f"must be > 0, got {cfg.fire_init_c}")
+        if cfg.fire_init_threshold <= 0:
+            raise ConfigError("model.fire_init_threshold", f"must be > 0, got {cfg.fire_init_threshold}")
+
+    def attention_bias(self, positions_T):
+        c = self.c[...]
+        psi = lambda x: jnp.log(jnp.abs(c * x) + 1.0)
+        position_T = positions_T.astype(jnp.float32)
+        threshold = jnp.abs(self.threshold_scale[...] * self.initial_threshold)
+        normaliser_Tx1 = psi(jnp.maximum(position_T, threshold))[:, None] + self.EPSILON
+        relative_TxTx1 = (psi(_distance_TxT(position_T)) / normaliser_Tx1)[..., None]
+        bias_TxTxN = self.out(jax.nn.relu(self.hidden(relative_TxTx1)))
+        return jnp.transpose(bias_TxTxN, (2, 0, 1))[None]
+
+
+def digit_places(tokens_BxT: jax.Array) -> jax.Array:
+    """1-based place of each digit token within its run of consecutive digits; 0 elsewhere."""
+    is_digit_BxT = tokens_BxT < NUM_DIGIT_TOKENS
+    index_BxT = jnp.broadcast_to(jnp.arange(tokens_BxT.shape[1]), tokens_BxT.shape)
+    last_non_digit_BxT = jax.lax.cummax(jnp.where(is_digit_BxT, -1, index_BxT), axis=1)
+    return jnp.where(is_digit_BxT, index_BxT - last_non_digit_BxT, 0).astype(jnp.int32)
+
+
+class Abacus(PositionalEncoding):
+    """Each digit's place within its own number (McLeish et al. 2024), read from the tokens.
+
+    Row 0 of the table embeds every non-digit token. A number is a run of consecutive digit
+    tokens, so a format that interleaves index hints gives every digit place 1. In training, one
+    random offset per sequence in [0, abacus_max_offset] shifts all its places, so the rows a long
+    evaluation number needs have been trained on short ones.
+    """
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.table = nnx.Embed(cfg.max_positions + 1, cfg.d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
+        self.max_offset = cfg.abacus_max_offset
+
+    @classmethod
+    def check(cls, cfg: ModelConfig) -> None:
+        if cfg.abacus_max_offset < 0:
+            raise ConfigError("model.abacus_max_offset", f"must be >= 0, got {cfg.abacus_max_offset}")
+
+    @classmethod
+    def positions_needed(cls, cfg: ModelConfig, seq_len: int) -> int:
+        # A number is at most the whole sequence, pushed up by at most the largest offset.
+        return seq_len + cfg.abacus_max_offset
+
+    def embedding(self, tokens_BxT, positions_T, key):
+        place_BxT = digit_places(tokens_BxT)
+        if key is not None:
+            offset_Bx1 = jax.random.randint(key, (tokens_BxT.shape[0], 1), 0, self.max_offset + 1)
+            place_BxT = jnp.where(place_BxT > 0, place_BxT + offset_Bx1, 0)
+        return self.table(place_BxT)
+
+
+ENCODINGS: dict[str, type[PositionalEncoding]] = {
+    "none": PositionalEncoding,
+    "learned": Learned,
+    "sinusoidal": Sinusoidal,
+    "rope": RoPE,
+    "alibi": ALiBi,
+    "t5": T5,
+    "fire": FIRE,
+    "abacus": Abacus,
+}
+
+
+def encoding_class(pe: str) -> type[PositionalEncoding]:
+    if pe not in ENCODINGS:
+        raise ConfigError("model.pe", f"unknown positional encoding {pe!r}; allowed: {', '.join(ENCODINGS)}")
+    return ENCODINGS[pe]
+
+
+def positions_needed(cfg: ModelConfig, seq_len: int) -> int:
+    """The smallest ``max_positions`` with which ``cfg`` serves sequences of ``seq_len`` tokens."""
+    needed = encoding_class(cfg.pe).positions_needed(cfg, seq_len)
+    return max(needed, seq_len) if cfg.randomized_positions else needed
+
+
+def validate(cfg: ModelConfig, seq_len: int) -> None:
+    """Config-time checks of ``cfg.pe`` and its knobs for sequences of up to ``seq_len`` tokens."""
+    encoding = encoding_class(cfg.pe)
+    if cfg.randomized_positions and not encoding.position_indexed:
+        indexed = [name for name, cls in ENCODINGS.items() if cls.position_indexed]
+        raise ConfigError("model.randomized_positions", f"applies only to position-indexed encodings "
+                                                        f"({', '.join(indexed)}), not {cfg.pe!r}")
+    encoding.check(cfg)
+    needed = positions_needed(cfg, seq_len)
+    if cfg.max_positions < needed:
+        what = f"{cfg.pe!r} with randomized_positions" if cfg.randomized_positions else repr(cfg.pe)
+        raise ConfigError("model.max_positions", f"{what} needs at least {needed} for sequences of {seq_len} "
+                                                 f"tokens, got {cfg.max_positions}")
+
+
+def build(cfg: ModelConfig, rngs: nnx.Rngs) -> PositionalEncoding:
+    return encoding_class(cfg.pe)(cfg, rngs)

@@ -1,0 +1,360 @@
+"""The transformer and every positional encoding: causality, relative-shift invariance, shapes,
+parameter and FLOP counts, config errors, vmapped populations, and that each one can learn."""
+
+import dataclasses
+import functools
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from arith_jax import model, positional
+from arith_jax.errors import ConfigError
+
+VOCAB = 20  # digits, symbols and a few index-hint tokens
+TINY = dict(num_layers=2, num_heads=2, d_model=16, d_ff=32, max_positions=64, abacus_max_offset=8)
+ENCODINGS = list(positional.ENCODINGS)
+INDEXED = [pe for pe, cls in positional.ENCODINGS.items() if cls.position_indexed]
+FEW = settings(max_examples=10, deadline=None)
+# Each test program is tiny and runs once: LLVM's optimisations cost more time than they save.
+quick_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+
+
+def tiny(pe, **overrides):
+    return model.ModelConfig(**{**TINY, "pe": pe, **overrides})
+
+
+# ---------------------------------------------------------------------------------------------
+# Causality: a later token never changes an earlier position's logits, in training mode
+# (abacus offsets and random positions active), for every encoding.
+
+
+@pytest.mark.parametrize("pe,randomized", [(pe, False) for pe in ENCODINGS] + [(pe, True) for pe in INDEXED])
+def test_later_tokens_never_change_earlier_logits(pe, randomized):
+    cfg = tiny(pe, randomized_positions=randomized)
+    seq_len = 12
+    cfg.validate(VOCAB, seq_len)
+    graphdef, params = model.init(cfg, VOCAB, jax.random.key(0))
+    forward = quick_jit(lambda tokens_BxT: model.apply(graphdef, params, tokens_BxT, jax.random.key(2)))
+
+    tokens_BxT = jax.random.randint(jax.random.key(1), (seq_len, seq_len), 0, VOCAB)
+    # Row r changes only its token r. Both calls use one key, so each row sees the same random
+    # positions and abacus offsets twice and only the token differs.
+    rows = jnp.arange(seq_len)
+    changed_BxT = tokens_BxT.at[rows, rows].set((tokens_BxT[rows, rows] + 7) % VOCAB)
+    before_BxTxV = np.asarray(forward(tokens_BxT))
+    after_BxTxV = np.asarray(forward(changed_BxT))
+    for r in range(seq_len):
+        np.testing.assert_allclose(after_BxTxV[r, :r], before_BxTxV[r, :r], atol=1e-6)
+        assert not np.allclose(after_BxTxV[r, r:], before_BxTxV[r, r:], atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Relative encodings: scores/biases unchanged when every position shifts by the same amount.
+
+HEAD_DIM = 8
+positions_and_shift = dict(
+    positions=st.lists(st.integers(0, 200), min_size=6, max_size=6, unique=True).map(sorted),
+    shift=st.integers(1, 250),
+)
+
+
+def encoding(pe):
+    return positional.build(tiny(pe), nnx.Rngs(params=jax.random.key(3)))
+
+
+@pytest.fixture(scope="module")
+def rope_scores():
+    rope = encoding("rope")
+    q_1xTxNxH, k_1xTxNxH = jax.random.normal(jax.random.key(4), (2, 1, 6, 2, HEAD_DIM))
+
+    @quick_jit
+    def scores(positions_T):
+        q, k = rope.rotate(q_1xTxNxH, k_1xTxNxH, positions_T)
+        return jnp.einsum("btnh,bsnh->bnts", q, k)
+
+    return scores
+
+
+@FEW
+@given(**positions_and_shift)
+def test_rope_scores_depend_only_on_distance(rope_scores, positions, shift):
+    positions_T = jnp.asarray(positions)
+    np.testing.assert_allclose(rope_scores(positions_T + shift), rope_scores(positions_T), atol=2e-4)
+
+
+@pytest.fixture(scope="module", params=["alibi", "t5", "fire"])
+def bias_function(request):
+    return quick_jit(encoding(request.param).attention_bias)
+
+
+@FEW
+@given(**positions_and_shift)
+def test_relative_biases_are_shift_invariant(bias_function, positions, shift):
+    # FIRE is relative only while positions stay under its threshold (512 at init), which these do.
+    positions_T = jnp.asarray(positions)
+    bias_1xNxTxT = np.asarray(bias_function(positions_T))
+    assert bias_1xNxTxT.shape == (1, TINY["num_heads"], 6, 6)
+    np.testing.assert_allclose(np.asarray(bias_function(positions_T + shift)), bias_1xNxTxT, atol=1e-6)
+
+
+def test_learned_absolute_scores_change_under_a_shift():
+    learned = encoding("learned")
+    positions_T = jnp.arange(6)
+
+    def scores(positions_T):
+        e_TxD = learned.embedding(None, positions_T, None)
+        return e_TxD @ e_TxD.T
+
+    assert not np.allclose(scores(positions_T + 5), scores(positions_T), atol=1e-3)
+
+
+def test_fire_interpolates_past_its_threshold():
+    # With threshold 4, a query at 40 sees distance 40 as psi(40)/psi(40) = 1, like one at 8
+    # sees distance 8: longer inputs map into the trained range.
+    fire = positional.build(tiny("fire", fire_init_threshold=4.0), nnx.Rngs(params=jax.random.key(3)))
+    bias = quick_jit(fire.attention_bias)
+    bias_8 = bias(jnp.arange(9))[0, :, 8, 0]
+    bias_40 = bias(jnp.arange(41))[0, :, 40, 0]
+    np.testing.assert_allclose(bias_40, bias_8, atol=1e-6)
+
+
+def test_alibi_slopes_follow_press_et_al():
+    np.testing.assert_allclose(positional.alibi_slopes(8), [2.0 ** -k for k in range(1, 9)])
+    # 6 heads: the 4-head slopes, then every other slope of the 8-head sequence.
+    np.testing.assert_allclose(positional.alibi_slopes(6), [2.0 ** -k for k in (2, 4, 6, 8, 1, 3)])
+
+
+def t5_bucket_reference(distance, num_buckets=32, max_distance=128):
+    """The unidirectional branch of T5's _relative_position_bucket, in plain Python."""
+    exact = num_buckets // 2
+    if distance < exact:
+        return distance
+    far = exact + int(math.log(distance / exact) / math.log(max_distance / exact) * (num_buckets - exact))
+    return min(far, num_buckets - 1)
+
+
+def test_t5_buckets_match_the_reference():
+    distances = np.arange(0, 600)
+    buckets = np.asarray(positional.t5_buckets(jnp.asarray(distances), 32, 128))
+    assert buckets.tolist() == [t5_bucket_reference(int(d)) for d in distances]
+
+
+# ---------------------------------------------------------------------------------------------
+# Abacus and randomised positions.
+
+
+def digit_places_reference(tokens):
+    places, run = [], 0
+    for token in tokens:
+        run = run + 1 if token < 10 else 0
+        places.append(run)
+    return places
+
+
+@FEW
+@given(st.lists(st.lists(st.integers(0, VOCAB - 1), min_size=10, max_size=10), min_size=3, max_size=3))
+def test_digit_places_count_within_each_number(rows):
+    places = np.asarray(positional.digit_places(jnp.asarray(rows)))
+    assert places.tolist() == [digit_places_reference(row) for row in rows]
+
+
+def test_abacus_training_shifts_each_sequence_by_one_offset():
+    cfg = tiny("abacus")
+    abacus = positional.build(cfg, nnx.Rngs(params=jax.random.key(3)))
+    tokens_BxT = jax.random.randint(jax.random.key(5), (16, 12), 0, 14)
+    places_BxT = np.asarray(positional.digit_places(tokens_BxT))
+    table = np.asarray(abacus.table.embedding[...])
+    trained_BxTxD = np.asarray(abacus.embedding(tokens_BxT, None, jax.random.key(6)))
+    offsets = []
+    for row, place_T in enumerate(places_BxT):
+        matches = [o for o in range(cfg.abacus_max_offset + 1)
+                   if np.array_equal(trained_BxTxD[row], table[np.where(place_T > 0, place_T + o, 0)])]
+        assert len(matches) >= 1
+        offsets.append(matches[0])
+    assert len(set(offsets)) > 1
+    np.testing.assert_array_equal(abacus.embedding(tokens_BxT, None, None), table[places_BxT])
+
+
+def test_randomized_positions_are_sorted_distinct_and_fixed_at_eval():
+    cfg = tiny("rope", randomized_positions=True)
+    eval_T = np.asarray(positional.token_positions(cfg, 10, None))
+    assert np.all(np.diff(eval_T) > 0) and eval_T[0] >= 0 and eval_T[-1] < cfg.max_positions
+    np.testing.assert_array_equal(positional.token_positions(cfg, 10, None), eval_T)
+    train_T = np.asarray(positional.token_positions(cfg, 10, jax.random.key(7)))
+    assert np.all(np.diff(train_T) > 0) and train_T[-1] < cfg.max_positions
+    assert not np.array_equal(train_T, eval_T)
+    np.testing.assert_array_equal(positional.token_positions(tiny("rope"), 10, jax.random.key(7)), np.arange(10))
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes, dtypes, parameter and FLOP counts.
+
+
+@pytest.mark.parametrize("preset", list(model.PRESETS))
+@pytest.mark.parametrize("pe", ENCODINGS)
+def test_shapes_and_dtypes_for_every_preset(preset, pe):
+    cfg = model.ModelConfig.from_preset(preset, pe=pe, compute_dtype="bfloat16", max_positions=128,
+                                        abacus_max_offset=16)
+    batch, seq_len = 4, 24
+    cfg.validate(VOCAB, seq_len)
+
+    def shapes(key):
+        graphdef, params = model.init(cfg, VOCAB, key)
+        tokens_BxT = jnp.zeros((batch, seq_len), jnp.int32)
+        return (params, *model.apply(graphdef, params, tokens_BxT, key, return_hidden=True))
+
+    params, logits, hidden = jax.eval_shape(shapes, jax.random.key(0))
+    assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
+    d_model = model.PRESETS[preset][2]
+    assert (logits.shape, logits.dtype) == ((batch, seq_len, VOCAB), jnp.float32)
+    assert (hidden.shape, hidden.dtype) == ((batch, seq_len, d_model), jnp.float32)
+    if preset == "acl2025" and pe == "rope":
+        assert round(model.param_count(params) / 1e6, 1) == 10.7  # the paper's "10.7M"
+
+
+def test_param_count_matches_a_hand_count():
+    cfg = model.ModelConfig.from_preset("nano", pe="learned", max_positions=64)
+    _, params = jax.eval_shape(functools.partial(model.init, cfg, VOCAB), jax.random.key(0))
+    d, d_ff, layers = 48, 192, 3
+    per_layer = (
+        2 * (2 * d)  # two LayerNorms, scale and bias
+        + d * 3 * d + 3 * d  # q, k, v projection with bias
+        + d * d + d  # attention output projection
+        + d * d_ff + d_ff + d_ff * d + d  # MLP
+    )
+    expected = VOCAB * d + 64 * d + layers * per_layer + 2 * d + d * VOCAB
+    assert model.param_count(params) == expected == 89_904
+    _, tied = jax.eval_shape(functools.partial(model.init, dataclasses.replace(cfg, tied_embeddings=True), VOCAB),
+                             jax.random.key(0))
+    assert model.param_count(tied) == expected - d * VOCAB
+
+
+def test_flops_per_token_is_six_n_plus_attention():
+    cfg = model.ModelConfig.from_preset("nano")
+    matmul_params = 3 * (4 * 48 * 48 + 2 * 48 * 192) + 48 * VOCAB
+    assert model.flops_per_token(cfg, VOCAB, 30) == 6 * matmul_params + 12 * 3 * 30 * 48
+
+
+# ---------------------------------------------------------------------------------------------
+# Config errors, named by field.
+
+
+def test_learned_table_too_small_is_a_config_error():
+    cfg = tiny("learned", max_positions=16)
+    cfg.validate(VOCAB, 16)
+    message = "model.max_positions: 'learned' needs at least 40 for sequences of 40 tokens, got 16"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        cfg.validate(VOCAB, 40)
+
+
+def test_unknown_encoding_lists_the_allowed():
+    message = ("model.pe: unknown positional encoding 'xpos'; allowed: none, learned, sinusoidal, rope, alibi, t5, "
+               "fire, abacus")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        tiny("xpos").validate(VOCAB, 8)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        model.init(tiny("xpos"), VOCAB, jax.random.key(0))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(num_heads=3), "model.num_heads: must divide d_model = 16, got 3"),
+    (dict(dropout=1.0), "model.dropout: must be in [0, 1), got 1.0"),
+    (dict(dropout=-0.1), "model.dropout: must be in [0, 1), got -0.1"),
+    (dict(compute_dtype="float16"), "model.compute_dtype: 'float16' is not allowed; use one of float32, bfloat16"),
+    (dict(num_layers=0), "model.num_layers: must be a positive integer, got 0"),
+    (dict(pe="abacus", randomized_positions=True),
+     "model.randomized_positions: applies only to position-indexed encodings (learned, sinusoidal, rope, alibi, "
+     "t5, fire), not 'abacus'"),
+    (dict(pe="rope", randomized_positions=True, max_positions=8),
+     "model.max_positions: 'rope' with randomized_positions needs at least 10 for sequences of 10 tokens, got 8"),
+    (dict(pe="abacus", max_positions=12),
+     "model.max_positions: 'abacus' needs at least 18 for sequences of 10 tokens, got 12"),
+    (dict(pe="rope", num_heads=4, d_model=12), "model.num_heads: rope rotates pairs of dimensions"),
+    (dict(pe="alibi", attention_impl="cudnn", compute_dtype="bfloat16"),
+     "model.attention_impl: cudnn is not offered with 'alibi'"),
+    (dict(attention_impl="cudnn"), "model.attention_impl: cudnn needs compute_dtype 'bfloat16'"),
+])
+def test_bad_model_settings_name_their_field(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        tiny(overrides.pop("pe", "learned"), **overrides).validate(VOCAB, 10)
+
+
+def test_positions_needed_sizes_each_table():
+    assert positional.positions_needed(tiny("rope"), 30) == 0
+    assert positional.positions_needed(tiny("learned"), 30) == 30
+    assert positional.positions_needed(tiny("abacus"), 30) == 30 + TINY["abacus_max_offset"]
+    assert positional.positions_needed(tiny("alibi", randomized_positions=True), 30) == 30
+
+
+def test_presets_and_overrides_are_checked():
+    with pytest.raises(ConfigError, match=re.escape("model.preset: unknown preset 'huge'; allowed: nano, micro")):
+        model.ModelConfig.from_preset("huge")
+    with pytest.raises(ConfigError, match=re.escape("model.n_layers: not a model setting; allowed: ")):
+        model.ModelConfig.from_preset("nano", n_layers=2)
+    assert model.ModelConfig.from_preset("micro", pe="rope").d_ff == 512
+
+
+# ---------------------------------------------------------------------------------------------
+# Populations: apply under vmap over stacked params gives each member its own result.
+
+
+def test_vmapped_apply_gives_each_member_its_own_result():
+    cfg = tiny("t5", dropout=0.1)
+    graphdef, params = quick_jit(jax.vmap(functools.partial(model.init, cfg, VOCAB)))(
+        jax.random.split(jax.random.key(0), 2))
+    tokens_BxT = jax.random.randint(jax.random.key(1), (3, 10), 0, VOCAB)
+    member_keys = jax.random.split(jax.random.key(2), 2)
+    forward = functools.partial(model.apply, graphdef)
+    population_logits = quick_jit(jax.vmap(forward, in_axes=(0, None, 0)))(params, tokens_BxT, member_keys)
+    single = quick_jit(forward)
+    for member in range(2):
+        own_params = jax.tree.map(lambda leaf: leaf[member], params)
+        np.testing.assert_allclose(population_logits[member], single(own_params, tokens_BxT, member_keys[member]),
+                                   atol=1e-5)
+    assert not np.allclose(population_logits[0], population_logits[1], atol=1e-3)
+
+
+def test_dropout_acts_only_with_a_key():
+    tokens_BxT = jax.random.randint(jax.random.key(1), (2, 8), 0, VOCAB)
+    graphdef, params = model.init(tiny("rope", dropout=0.5), VOCAB, jax.random.key(0))
+    forward = quick_jit(functools.partial(model.apply, graphdef, params, tokens_BxT))
+    assert not np.allclose(forward(jax.random.key(1)), forward(None), atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning: every encoding memorises a fixed small batch.
+
+
+@pytest.mark.parametrize("pe", ENCODINGS)
+def test_each_encoding_overfits_a_fixed_batch(pe):
+    cfg = tiny(pe, d_model=32, d_ff=64, abacus_max_offset=4)
+    # Distinct first tokens, so every prefix determines its next token.
+    tokens_BxT = jax.random.randint(jax.random.key(1), (4, 12), 0, 16).at[:, 0].set(jnp.arange(4))
+    optimizer = optax.adam(1e-2)
+
+    graphdef, params = model.init(cfg, VOCAB, jax.random.key(0))
+
+    @quick_jit
+    def train(params, step_keys):
+        def loss_fn(params, key):
+            logits_BxTxV = model.apply(graphdef, params, tokens_BxT[:, :-1], key)
+            return optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, tokens_BxT[:, 1:]).mean()
+
+        def step(carry, key):
+            params, opt_state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(params, key)
+            updates, opt_state = optimizer.update(grads, opt_state)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        return jax.lax.scan(step, (params, optimizer.init(params)), step_keys)[1]
+
+    losses = train(params, jax.random.split(jax.random.key(2), 150))
+    assert losses[0] > 5 * losses[-10:].mean(), (pe, float(losses[0]), float(losses[-10:].mean()))
