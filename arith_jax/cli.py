@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from arith_jax import default_config
@@ -102,6 +102,8 @@ def cmd_data() -> None:
 
 def _run(argv) -> None:
     del argv
+    # orbax and grain log every save and read at INFO through absl; a user wants warnings.
+    logging.set_verbosity(logging.WARNING)
     handler = globals()[f"cmd_{_run.command}"]
     try:
         handler()

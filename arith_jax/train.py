@@ -71,8 +71,9 @@ def make_optimizer(static: Static) -> optax.GradientTransformation:
     decay_matrices_only = lambda params: jax.tree.map(lambda x: x.ndim >= 2, params)
     return optax.chain(
         optax.clip_by_global_norm(static.grad_clip),
-        optax.inject_hyperparams(optax.adamw)(learning_rate=0.0, weight_decay=0.0, b1=static.b1, b2=static.b2,
-                                             mask=decay_matrices_only))
+        # `mask` is a callable, which inject_hyperparams would otherwise take for a schedule.
+        optax.inject_hyperparams(optax.adamw, static_args=("mask",))(
+            learning_rate=0.0, weight_decay=0.0, b1=static.b1, b2=static.b2, mask=decay_matrices_only))
 
 
 def _with_hyperparams(opt_state, lr, wd):

@@ -122,3 +122,18 @@ def test_default_run_shortened_ends_with_the_accuracy_table(tmp_path):
     assert "theory" in out.lower()
     assert (tmp_path / "default" / "report" / "report.md").exists()
     assert (tmp_path / "default" / "results.jsonl").exists()
+
+
+def test_each_member_gets_its_own_weight_decay_on_matrices_only():
+    config = tiny_config(task__moduli=[7], population__weight_decays=[0.0, 10.0], log__tensorboard=False)
+    run = train.build_runs(config, population.plan(config))[0]
+    state = run.program.init(run.group.column("seed", np.uint32))
+    state, _ = run.program.chunk(state, run.hyper, run.member_data, None, np.arange(5, dtype=np.int32))
+    params = jax.device_get(state["params"])
+    hyper = jax.device_get(state["opt"][1].hyperparams)
+    assert hyper["weight_decay"].tolist() == [0.0, 10.0]
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if leaf.ndim == 3:  # member axis + a matrix: decayed by (1 - lr wd) a step, about 5% in all
+            assert np.linalg.norm(leaf[1]) < 0.98 * np.linalg.norm(leaf[0]), jax.tree_util.keystr(path)
+        else:  # biases and norms are never decayed: the same data moves them alike
+            assert np.abs(leaf[0] - leaf[1]).max() < 1e-3, jax.tree_util.keystr(path)
