@@ -17,6 +17,7 @@ def get_config():
     c.model.pe = "learned"
     c.model.dropout = 0.1
     c.population.seeds = (0, 1, 2)
+    c.population.weight_decays = (0.1,)
     c.population.learning_rates = (5e-4,)
     c.train.b1 = 0.9
     c.train.b2 = 0.95
