@@ -14,9 +14,8 @@ from typing import Any, Iterable
 import ml_collections
 
 from arith_jax import default_config
+from arith_jax.data import SOURCES
 from arith_jax.errors import ConfigError
-
-SOURCES = ("online", "finite", "files")
 
 
 def default() -> ml_collections.ConfigDict:

@@ -28,7 +28,21 @@ from arith_jax.errors import ConfigError
 SOURCES = ("online", "finite", "files")
 
 
-class OnlineSource:
+class _DeviceOnlySource:
+    """The host side of a source whose examples all come from the device: nothing to feed,
+    nothing to save."""
+
+    def next_host_chunk(self, num_steps: int):
+        return None
+
+    def get_state(self) -> dict:
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        pass
+
+
+class OnlineSource(_DeviceOnlySource):
     """Fresh examples every step, drawn from fold_in(key, step): resuming needs no state."""
 
     def __init__(self, spec: tasks.TaskSpec, sampling: tasks.Sampling, batch_size: int):
@@ -37,17 +51,8 @@ class OnlineSource:
     def device_data(self, data_seeds: list[int]):
         return None
 
-    def next_host_chunk(self, num_steps: int):
-        return None
-
     def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
         return tasks.make_batch(self.spec, self.sampling, jax.random.fold_in(key, step), self.batch_size, modulus)
-
-    def get_state(self) -> dict:
-        return {}
-
-    def set_state(self, state: dict) -> None:
-        pass
 
 
 def _pair_rows(a_NxW, b_NxW) -> np.ndarray:
@@ -61,7 +66,7 @@ def _digit_lengths(digits_NxW: np.ndarray) -> np.ndarray:
     return np.maximum(np.where(nonzero_NxW, np.arange(1, digits_NxW.shape[1] + 1), 0).max(axis=1), 1)
 
 
-class FiniteSource:
+class FiniteSource(_DeviceOnlySource):
     """A fixed set of `size` distinct operand pairs per member, held on the device as int8.
 
     The set is drawn from the sampling with the member's data seed, never contains a pair of
@@ -123,18 +128,9 @@ class FiniteSource:
         pairs = [self.distinct_pairs(seed) for seed in data_seeds]
         return {"a": jnp.asarray(np.stack([a for a, _ in pairs])), "b": jnp.asarray(np.stack([b for _, b in pairs]))}
 
-    def next_host_chunk(self, num_steps: int):
-        return None
-
     def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
         index_B = jax.random.randint(jax.random.fold_in(key, step), (self.batch_size,), 0, self.size)
         return tasks.batch_for_operands(self.spec, member_data["a"][index_B], member_data["b"][index_B], modulus)
-
-    def get_state(self) -> dict:
-        return {}
-
-    def set_state(self, state: dict) -> None:
-        pass
 
 
 # ----------------------------------------------------------------------------------------
@@ -274,6 +270,34 @@ class FileSource:
                                              f"run has {len(self._iterators)}")
         for iterator, member_state in zip(self._iterators, members):
             iterator.set_state(member_state)
+
+
+class SamplingSwitch(_DeviceOnlySource):
+    """Members of one group trained on different operand lengths (population.train_digits).
+
+    One source per sampling; each member's index into them is device data, and
+    `lax.switch` picks its stream inside the vmapped step (as a select over the branches,
+    which costs a few generations: well under a percent of a training step).
+    """
+
+    def __init__(self, sources: Sequence, member_sampling: Sequence[int]):
+        self.sources, self.member_sampling = list(sources), np.asarray(member_sampling, np.int32)
+
+    def device_data(self, data_seeds: list[int]):
+        per_sampling = [source.device_data([s for s, k in zip(data_seeds, self.member_sampling) if k == i])
+                        for i, source in enumerate(self.sources)]
+        data = None
+        if per_sampling[0] is not None:
+            # Back into member order: member m is row (its rank among its sampling's members).
+            rank = [int(np.sum(self.member_sampling[:m] == k)) for m, k in enumerate(self.member_sampling)]
+            data = jax.tree.map(lambda *parts: np.stack([np.asarray(parts[k][r]) for k, r in
+                                                         zip(self.member_sampling, rank)]), *per_sampling)
+        return {"sampling": self.member_sampling, "data": data}
+
+    def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
+        branches = [lambda source=source: source.batch(member_data["data"], host_step, key, step, modulus)
+                    for source in self.sources]
+        return jax.lax.switch(member_data["sampling"], branches)
 
 
 def make_source(kind: str, spec: tasks.TaskSpec, sampling: tasks.Sampling, batch_size: int, *, size: int = 0,

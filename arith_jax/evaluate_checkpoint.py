@@ -18,14 +18,14 @@ from arith_jax.errors import ConfigError
 
 
 def _eval_config(config, lengths):
-    """The trained config, widened to `lengths` without changing any parameter shape."""
+    """The trained config, widened to `lengths`."""
     trained = population.plan(config)
     config = copy.deepcopy(config)
     if lengths:
         config.eval.lengths = list(lengths)
-    # Parameter shapes do not depend on the operand width (a learned table has
-    # model.max_positions rows whatever the sequence), so widening is safe; a sequence longer
-    # than the table is the model's own clear error.
+    # Without index hints, parameter shapes do not depend on the operand width (a learned
+    # table has model.max_positions rows whatever the sequence), so widening is safe; a
+    # sequence longer than the table is the model's own clear error.
     config.task.width = max([trained[0].spec.width] + list(config.eval.lengths))
     return config
 
@@ -36,13 +36,15 @@ def restore(config, workdir: str, lengths=None):
     step = checkpointer.latest_step()
     if step is None:
         raise ConfigError("--workdir", f"{workdir} holds no complete checkpoint")
+    trained_spec = population.plan(config)[0].spec
     config = _eval_config(config, lengths)
     groups = population.plan(config)
+    if groups[0].spec.vocab_size != trained_spec.vocab_size:
+        # Index hints name each digit's place, so their tokens end at the trained width.
+        raise ConfigError("--lengths", f"longer than the trained width ({trained_spec.width} digits) needs index "
+                                       "hints the model has no tokens for; evaluate at lengths up to "
+                                       f"{trained_spec.width}")
     runs = train.build_runs(config, groups, for_training=False)
-    names = writers.member_names(population.all_members(groups))
-    start = 0
-    for run in runs:
-        run.names, start = names[start:start + run.group.size], start + run.group.size
     states, _ = checkpointer.restore({r.group.name: r.program.abstract_state for r in runs}, step)
     for run in runs:
         run.state = states[run.group.name]
@@ -76,6 +78,6 @@ def analyze_members(config, workdir: str, only: str = "") -> list[str]:
                 continue
             params_i = jax.tree.map(lambda x: x[i], params)
             out_dir = os.path.join(workdir, "report", "analysis", name)
-            paths += analyze.analyze(run.program.graphdef, params_i, run.group.spec, run.group.n_train,
+            paths += analyze.analyze(run.program.graphdef, params_i, run.group.spec, run.group.n_train(member),
                                      member.get("p", 0), out_dir, title=name)
     return paths

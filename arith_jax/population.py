@@ -1,9 +1,11 @@
 """The member grid and its grouping by static shape.
 
 A population is the product of the config's lists. Members that share every static shape
-(architecture, positional encoding, sampler, sequence layout) form one Group and train in
-one compiled program; what differs inside a group (seed, data seed, modulus, learning rate,
-weight decay) is data: arrays with a leading member axis, so no value ever recompiles.
+(architecture, positional encoding, sequence layout) form one Group and train in one
+compiled program; what differs inside a group (seed, data seed, modulus, learning rate,
+weight decay, training length) is data: arrays with a leading member axis, so no value
+ever recompiles. Training lengths share the group's operand width, so a member's length is
+the index of its sampler among the group's samplers.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from arith_jax import model as model_lib
 from arith_jax import tasks
 from arith_jax.errors import ConfigError
 
-# Fields that change a static shape or the sampler: each combination is its own group.
-GROUP_FIELDS = ("pe", "preset", "train_digits")
+# Fields that change a static shape: each combination is its own group.
+GROUP_FIELDS = ("pe", "preset")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +30,7 @@ class Group:
     name: str  # what distinguishes it from the other groups ("main" when alone)
     model: model_lib.ModelConfig
     spec: tasks.TaskSpec
-    sampling: tasks.Sampling
-    n_train: int  # longest trained operand: the "n" of equivalence accuracy and gcd(p, 10^n)/p
+    samplings: tuple[tasks.Sampling, ...]  # the training lengths in use; members index them
     members: tuple[dict, ...]  # each member's full coordinates (seed, data_seed, p, lr, wd, ...)
 
     @property
@@ -39,21 +40,30 @@ class Group:
     def column(self, key: str, dtype) -> np.ndarray:
         return np.asarray([m[key] for m in self.members], dtype=dtype)
 
+    def sampling_index(self, member: dict) -> int:
+        return self.samplings.index(self.sampling_of(member)) if len(self.samplings) > 1 else 0
 
-def is_modular(task_name: str) -> bool:
-    return task_name.startswith("mod_")
+    def sampling_of(self, member: dict) -> tasks.Sampling:
+        return self._by_digits[member.get("train_digits")]
+
+    def n_train(self, member: dict) -> int:
+        """Longest trained operand: the "n" of equivalence accuracy and gcd(p, 10^n)/p."""
+        return self.sampling_of(member).max_digits
+
+    @property
+    def _by_digits(self) -> dict:
+        digits = sorted({m.get("train_digits") for m in self.members}, key=lambda n: -1 if n is None else n)
+        return dict(zip(digits, self.samplings))
 
 
 def _moduli(config: ml_collections.ConfigDict) -> list[int]:
-    if not is_modular(config.task.name):
+    if config.task.name not in tasks.MODULAR_TASKS:
         return [0]  # add and mul ignore the modulus; 0 keeps the member arrays uniform
     moduli = list(config.task.moduli)
     if not moduli:
         raise ConfigError("task.moduli", f"is empty; {config.task.name} needs at least one modulus")
     for p in moduli:
-        if isinstance(p, bool) or not isinstance(p, int) or not 2 <= p <= tasks.MAX_MODULUS:
-            raise ConfigError("task.moduli", f"{p!r} is not allowed; each modulus must be an integer in "
-                                             f"[2, {tasks.MAX_MODULUS}]")
+        tasks.check_modulus(p)
     if len(set(moduli)) != len(moduli):
         raise ConfigError("task.moduli", f"{moduli} repeats a value; list each once")
     if config.data.source == "files" and len(moduli) > 1:
@@ -77,28 +87,29 @@ def _sampling(config: ml_collections.ConfigDict, n: int | None) -> tasks.Samplin
 
 
 def _model_config(config: ml_collections.ConfigDict, preset: str, pe: str) -> model_lib.ModelConfig:
-    m = config.model
-    sizes = {k: m[k] for k in ("num_layers", "num_heads", "d_model", "d_ff") if m[k] > 0}
-    return model_lib.ModelConfig.from_preset(
-        preset, pe=pe, dropout=m.dropout, tied_embeddings=m.tied_embeddings,
-        max_positions=m.max_positions, randomized_positions=m.randomized_positions,
-        compute_dtype=m.compute_dtype, **sizes)
+    """Every model.* field that ModelConfig knows; sizes left at 0 come from the preset."""
+    sizes = ("num_layers", "num_heads", "d_model", "d_ff")
+    known = {f.name for f in dataclasses.fields(model_lib.ModelConfig)}
+    fields = {k: v for k, v in config.model.items() if k in known and not (k in sizes and v == 0)}
+    return model_lib.ModelConfig.from_preset(preset, **dict(fields, pe=pe))
 
 
 def plan(config: ml_collections.ConfigDict) -> list[Group]:
     """Validate the config and lay the population out in groups. Raises ConfigError."""
     config_lib.check_scalars(config)
-    if config.task.name not in tasks.TASKS:
-        raise ConfigError("task.name", f"{config.task.name!r} is not allowed; use one of {', '.join(tasks.TASKS)}")
+    tasks.check_task(config.task.name)
     moduli = _moduli(config)
     pop = config.population
     pes = list(pop.pe) or [config.model.pe]
     presets = list(pop.preset) or [config.model.preset]
-    digit_choices = list(pop.train_digits) or [None]
-    samplings = {n: _sampling(config, n) for n in digit_choices}
+    digit_choices = sorted(pop.train_digits) or [None]
+    if pop.train_digits and config.data.source == "files":
+        raise ConfigError("population.train_digits", "has no effect with data.source='files' (the files are the "
+                                                     "training distribution); leave it empty")
+    samplings = tuple(_sampling(config, n) for n in digit_choices)
     fmt = tasks.Format.parse(config.task.format, task=config.task.name)
 
-    longest = max([s.max_digits for s in samplings.values()] + list(config.eval.lengths))
+    longest = max([s.max_digits for s in samplings] + list(config.eval.lengths))
     width = config.task.width or longest
     if width < longest:
         raise ConfigError("task.width", f"{width} is smaller than the longest train or eval operand ({longest} "
@@ -106,26 +117,26 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
     spec = tasks.TaskSpec(config.task.name, width, fmt, _modulus_capacity(max(moduli)))
     spec.validate()
 
-    member_grid = list(itertools.product(pop.seeds, pop.data_seeds, moduli, pop.learning_rates, pop.weight_decays))
-    group_grid = list(itertools.product(pes, presets, digit_choices))
-    varying_group_fields = [f for f, values in zip(GROUP_FIELDS, (pes, presets, digit_choices)) if len(values) > 1]
+    member_grid = list(itertools.product(pop.seeds, pop.data_seeds, moduli, pop.learning_rates, pop.weight_decays,
+                                         digit_choices))
+    group_grid = list(itertools.product(pes, presets))
+    varying_group_fields = [f for f, values in zip(GROUP_FIELDS, (pes, presets)) if len(values) > 1]
 
     groups = []
-    for pe, preset, n in group_grid:
+    for pe, preset in group_grid:
         model_cfg = _model_config(config, preset, pe)
         model_cfg.validate(spec.vocab_size, spec.seq_len)
         group_coords = {"pe": pe, "preset": preset}
-        if n is not None:
-            group_coords["train_digits"] = n
         name = ",".join(f"{f}={group_coords[f]}" for f in varying_group_fields) or "main"
         members = []
-        for seed, data_seed, p, lr, wd in member_grid:
+        for seed, data_seed, p, lr, wd, n in member_grid:
             coords = {"seed": seed, "data_seed": data_seed, "lr": lr, "wd": wd, **group_coords}
             if p:
                 coords["p"] = p
+            if n is not None:
+                coords["train_digits"] = n
             members.append(coords)
-        sampling = samplings[n]
-        groups.append(Group(name, model_cfg, spec, sampling, sampling.max_digits, tuple(members)))
+        groups.append(Group(name, model_cfg, spec, samplings, tuple(members)))
     return groups
 
 

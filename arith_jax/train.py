@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import logging
 import os
 import time
 from typing import Any
@@ -21,6 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from absl import logging
 from flax import nnx
 
 from arith_jax import checkpoint as ckpt_lib
@@ -42,8 +42,7 @@ from arith_jax.population import Group
 class Static:
     model: model_lib.ModelConfig
     spec: Any  # tasks.TaskSpec
-    sampling: Any  # tasks.Sampling
-    n_train: int
+    samplings: tuple  # tasks.Sampling per training length in the group
     source_kind: str
     source_size: int
     batch_size: int
@@ -137,7 +136,6 @@ class GroupProgram:
 
     # -- one member, one step ----------------------------------------------------------
     def _member_step(self, params, opt, frozen, dropout_key, data_key, hyper, member_data, host_step, step):
-        static = self.static
         batch = self.source.batch(member_data, host_step, data_key, step, hyper["modulus"])
         constrain = lambda x: jax.lax.with_sharding_constraint(
             x, jax.sharding.NamedSharding(self.mesh, sharding.batch_spec()))
@@ -178,15 +176,13 @@ class GroupProgram:
         return jax.lax.scan(body, state, (steps_K, host_chunk_KxM))
 
     # -- evaluation at one length ------------------------------------------------------
-    def _eval_length(self, params, modulus_M, a_NxW, b_NxW):
-        static = self.static
-
-        def one(params_m, modulus):
+    def _eval_length(self, params, modulus_M, n_train_M, a_NxW, b_NxW):
+        def one(params_m, modulus, n_train):
             apply_fn = lambda tokens: model_lib.apply(self.graphdef, params_m, tokens)
-            return evaluate.member_metrics(apply_fn, static.spec, a_NxW, b_NxW, modulus, static.n_train,
-                                           decode=static.decode)
+            return evaluate.member_metrics(apply_fn, self.static.spec, a_NxW, b_NxW, modulus, n_train,
+                                           decode=self.static.decode)
 
-        return jax.vmap(one, spmd_axis_name=sharding.POP)(params, modulus_M)
+        return jax.vmap(one, spmd_axis_name=sharding.POP)(params, modulus_M, n_train_M)
 
 
 @functools.lru_cache(maxsize=32)
@@ -198,8 +194,8 @@ def program_for(static: Static, source) -> GroupProgram:
     """The group's compiled program, reused across runs in one process when only values change.
 
     Tracing reads `program.source.batch`, whose traced behaviour depends only on fields in
-    Static; the live source (with this run's files and iterator state) is attached for the
-    host-side calls and for the first trace.
+    Static, so any run's source may serve for the first trace; host-side calls (files,
+    iterator state) always go to the run's own source (GroupRun.source).
     """
     program = _compiled_program(static)
     program.source = source
@@ -214,15 +210,16 @@ def program_for(static: Static, source) -> GroupProgram:
 class GroupRun:
     group: Group
     program: GroupProgram
+    source: Any  # this run's data source (None when only evaluating)
     hyper: dict
     member_data: Any
     eval_sets: dict
-    names: list[str] = dataclasses.field(default_factory=list)  # TensorBoard/report name per member
+    names: list[str]  # TensorBoard/report name per member
     state: Any = None
 
 
 def _static(group: Group, config: ml_collections.ConfigDict, num_members: int) -> Static:
-    return Static(model=group.model, spec=group.spec, sampling=group.sampling, n_train=group.n_train,
+    return Static(model=group.model, spec=group.spec, samplings=group.samplings,
                   source_kind=config.data.source, source_size=config.data.size, batch_size=config.train.batch_size,
                   num_members=num_members, b1=config.train.b1, b2=config.train.b2,
                   grad_clip=config.train.grad_clip, decode=config.eval.decode,
@@ -236,6 +233,7 @@ def _hyper(group: Group, config: ml_collections.ConfigDict, mesh) -> dict:
         "lr": group.column("lr", np.float32),
         "wd": group.column("wd", np.float32),
         "modulus": np.asarray([mem.get("p", 0) for mem in group.members], np.int32),
+        "n_train": np.asarray([group.n_train(mem) for mem in group.members], np.int32),
         "data_key": np.stack([np.asarray(jax.random.key_data(jax.random.fold_in(
             jax.random.PRNGKey(mem["data_seed"]), 2))) for mem in group.members]),
         "warmup": np.full((m,), t.warmup_steps, np.float32),
@@ -248,14 +246,20 @@ def _hyper(group: Group, config: ml_collections.ConfigDict, mesh) -> dict:
 def _make_source(group: Group, config: ml_collections.ConfigDict, eval_sets: dict):
     exclude = list(eval_sets.values()) if config.data.exclude_eval else []
     moduli = sorted({mem.get("p", 0) for mem in group.members})
-    return data_lib.make_source(config.data.source, group.spec, group.sampling, config.train.batch_size,
-                                size=config.data.size, exclude=exclude, paths=list(config.data.files),
-                                moduli=moduli)
+    sources = [data_lib.make_source(config.data.source, group.spec, sampling, config.train.batch_size,
+                                    size=config.data.size, exclude=exclude, paths=list(config.data.files),
+                                    moduli=moduli)
+               for sampling in group.samplings]
+    if len(sources) == 1:
+        return sources[0]
+    return data_lib.SamplingSwitch(sources, [group.sampling_index(m) for m in group.members])
 
 
 def build_runs(config: ml_collections.ConfigDict, groups: list[Group], *, for_training: bool = True) -> list[GroupRun]:
-    """Programs, per-member arrays and eval sets of every group (sources only for training)."""
+    """Programs, per-member arrays, eval sets and member names of every group (data sources
+    only for training)."""
     runs = []
+    names = iter(writers.member_names(population.all_members(groups)))
     for group in groups:
         eval_sets = evaluate.eval_operands(group.spec, list(config.eval.lengths),
                                            config.eval.examples_per_length, config.eval.seed)
@@ -267,7 +271,8 @@ def build_runs(config: ml_collections.ConfigDict, groups: list[Group], *, for_tr
             member_data = source.device_data([m["data_seed"] for m in group.members])
             if member_data is not None:
                 member_data = sharding.put_members(member_data, program.mesh)
-        runs.append(GroupRun(group, program, hyper, member_data, eval_sets))
+        member_names = [next(names) for _ in group.members]
+        runs.append(GroupRun(group, program, source, hyper, member_data, eval_sets, member_names))
     return runs
 
 
@@ -275,21 +280,19 @@ def evaluate_runs(runs: list[GroupRun], step: int, task: str) -> list[dict]:
     """Every group at every eval length: one results record per member x length."""
     records = []
     for run in runs:
-        modulus = run.hyper["modulus"]
         for length, (a, b) in sorted(run.eval_sets.items()):
-            rep = sharding.replicated(run.program.mesh)
-            a_dev, b_dev = (jax.device_put(x, rep) if jax.process_count() == 1 else
-                            sharding.put_replicated(x, run.program.mesh) for x in (a, b))
-            metrics = jax.device_get(run.program.eval_length(run.state["params"], modulus, a_dev, b_dev))
+            a_dev, b_dev = (sharding.put_replicated(x, run.program.mesh) for x in (a, b))
+            metrics = jax.device_get(run.program.eval_length(run.state["params"], run.hyper["modulus"],
+                                                             run.hyper["n_train"], a_dev, b_dev))
             for i, member in enumerate(run.group.members):
-                p = member.get("p")
+                p, n_train = member.get("p"), run.group.n_train(member)
                 records.append({
-                    "group": run.group.name, "member": member, "member_name": run.names[i], "task": task, "n_train": run.group.n_train,
-                    "step": step, "length": length,
+                    "group": run.group.name, "member": member, "member_name": run.names[i], "task": task,
+                    "n_train": n_train, "step": step, "length": length,
                     "acc": float(metrics["acc"][i]), "digit_acc": float(metrics["digit_acc"][i]),
                     "equiv_acc": float(metrics["equiv_acc"][i]) if "equiv_acc" in metrics else None,
-                    "theory": evaluate.theory_exact(task, p, run.group.n_train, length) if p else None,
-                    "theory_asymptotic": evaluate.theory_asymptotic(task, p, run.group.n_train) if p else None,
+                    "theory": evaluate.theory_exact(task, p, n_train, length) if p else None,
+                    "theory_asymptotic": evaluate.theory_asymptotic(task, p, n_train) if p else None,
                 })
     return records
 
@@ -320,16 +323,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = Tr
     resume_step = checkpointer.latest_step()
     config_dict = json.loads(config_lib.to_json(config))  # tuples as lists, as saved
     if resume_step is not None:
-        ckpt_lib.check_resumable(checkpointer.read_meta(resume_step)["config"], config_dict, workdir)
+        saved_config = checkpointer.read_meta(resume_step)["config"]
+        ckpt_lib.check_resumable(saved_config, config_dict, workdir)
+        ckpt_lib.check_same_layout(population.plan(config_lib.from_json(json.dumps(saved_config))), groups,
+                                   "eval.lengths" if config.task.width == 0 else "task.width")
     if primary:
         writers.write_atomically(os.path.join(workdir, "config.json"), config_lib.to_json(config).encode())
 
     runs = build_runs(config, groups)
     members = population.all_members(groups)
-    names = writers.member_names(members)
-    start = 0
-    for run in runs:
-        run.names, start = names[start:start + run.group.size], start + run.group.size
+    names = [name for run in runs for name in run.names]
 
     # -- fresh start or exact resume --------------------------------------------------
     step = resume_step or 0
@@ -340,22 +343,27 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = Tr
         states, meta = checkpointer.restore({r.group.name: r.program.abstract_state for r in runs}, resume_step)
         for run in runs:
             run.state = states[run.group.name]
-            run.program.source.set_state(meta["source_state"][run.group.name])
+            run.source.set_state(meta["source_state"][run.group.name])
 
     results = writers.ResultsWriter(workdir) if primary else None
-    if results is not None and resume_step is not None:
+    if results is not None:
         results.truncate_after(step)  # drop what a killed run logged after its last checkpoint
-    tb = (writers.TensorBoardWriter(workdir, names, members, resume_step=resume_step,
+    tb = (writers.TensorBoardWriter(workdir, names, members, resume_step=step,
                                     eval_lengths=list(config.eval.lengths))
           if primary and config.log.tensorboard else None)
     progress = writers.Progress(config.train.steps, len(names), enabled=console and primary)
     reporter = TrainingReporter(names, tb, progress, config.log.every, step)
     last_records: list[dict] = []
+    saved_step = resume_step
 
     def save(at_step: int) -> None:
+        nonlocal saved_step
+        if at_step == saved_step:
+            return
         meta = {"step": at_step, "config": config_dict,
-                "source_state": {r.group.name: r.program.source.get_state() for r in runs}}
+                "source_state": {r.group.name: r.source.get_state() for r in runs}}
         checkpointer.save(at_step, {r.group.name: r.state for r in runs}, meta)
+        saved_step = at_step
 
     # -- the loop ----------------------------------------------------------------------
     total = config.train.steps
@@ -367,7 +375,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = Tr
             steps_k = np.arange(step, step + k, dtype=np.int32)  # host values: replicated on every process
             metrics = []
             for run in runs:
-                host_chunk = run.program.source.next_host_chunk(k)
+                host_chunk = run.source.next_host_chunk(k)
                 if host_chunk is not None:
                     host_chunk = sharding.put_host_chunk(host_chunk, run.program.mesh)
                 run.state, m = run.program.chunk(run.state, run.hyper, run.member_data, host_chunk, steps_k)
@@ -448,13 +456,16 @@ class TrainingReporter:
         for name, is_frozen in zip(self.names, frozen):
             if is_frozen and name not in self.frozen_reported:
                 self.frozen_reported.add(name)
-                self.progress.log(f"member {name} diverged (loss not finite); frozen at its last good parameters")
+                message = f"member {name} diverged (loss not finite); frozen at its last good parameters"
+                self.progress.log(message)
+                logging.warning("step %d: %s", end_step, message)  # also seen with --quiet
         if self.tb is not None:
             k = fetched[0]["loss"].shape[0]
             for j in range(k):
                 s = end_step - k + j + 1
                 if s % self.log_every == 0 or s == end_step:
-                    self.tb.scalars(s, {f"train/{key}": column(key, j) for key in ("loss", "lr", "grad_norm")})
+                    values = {f"train/{key}": column(key, j) for key in ("loss", "lr", "grad_norm")}
+                    self.tb.scalars(s, dict(values, **{"train/frozen": column("frozen", j).astype(np.float32)}))
             self.tb.scalars(end_step, {"train/steps_per_sec": np.full((len(self.names),), steps_per_sec)})
             self.tb.flush()
         self.progress.update(end_step, np.where(frozen, np.nan, column("loss", -1)), steps_per_sec,

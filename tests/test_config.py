@@ -10,9 +10,9 @@ from arith_jax.errors import ConfigError
 from tiny_config import tiny_config
 
 BAD = [
-    ({"task__name": "division"}, r"^task\.name: 'division' is not allowed; use one of add, mul, mod_add, mod_mul$"),
-    ({"task__moduli": [1]}, r"^task\.moduli: 1 is not allowed; each modulus must be an integer in \[2, 1000000\]$"),
-    ({"task__moduli": [1000001]}, r"^task\.moduli: 1000001 is not allowed"),
+    ({"task__name": "division"}, r"^task\.name: unknown task 'division'; allowed: add, mul, mod_add, mod_mul$"),
+    ({"task__moduli": [1]}, r"^task\.moduli: modulus 1 is not allowed; each modulus must be an integer in \[2, 1000000\]$"),
+    ({"task__moduli": [1000001]}, r"^task\.moduli: modulus 1000001 is not allowed"),
     ({"task__moduli": []}, r"^task\.moduli: is empty"),
     ({"task__moduli": [7, 7]}, r"^task\.moduli: \[7, 7\] repeats a value"),
     ({"task__width": 2}, r"^task\.width: 2 is smaller than the longest train or eval operand \(3 digits\)"),
@@ -52,11 +52,12 @@ def test_population_is_the_product_of_the_lists_grouped_by_static_shape():
             (s, p, lr) for s in (0, 1) for p in (7, 11) for lr in (1e-3, 3e-3)}
 
 
-def test_train_digits_fill_the_sampling_template_and_form_groups():
-    config = tiny_config(task__train_sampling="dn:{n}", population__train_digits=[1, 2])
-    groups = population.plan(config)
-    assert [(g.name, g.n_train, str(g.sampling)) for g in groups] == [
-        ("train_digits=1", 1, "dn:1@1"), ("train_digits=2", 2, "dn:2@1")]
+def test_training_lengths_fill_the_sampling_template_within_one_group():
+    config = tiny_config(task__train_sampling="dn:{n}", population__train_digits=[2, 1])
+    (group,) = population.plan(config)
+    assert [str(s) for s in group.samplings] == ["dn:1@1", "dn:2@1"]
+    assert sorted((m["p"], m["train_digits"], group.n_train(m), group.sampling_index(m)) for m in group.members) == [
+        (7, 1, 1, 0), (7, 2, 2, 1), (11, 1, 1, 0), (11, 2, 2, 1)]
 
 
 def test_cli_reports_a_bad_override_in_one_line_and_writes_nothing(tmp_path):
@@ -66,5 +67,5 @@ def test_cli_reports_a_bad_override_in_one_line_and_writes_nothing(tmp_path):
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: task.moduli: 1 is not allowed; each modulus must be an integer in [2, 1000000]")
+        "error: task.moduli: modulus 1 is not allowed; each modulus must be an integer in [2, 1000000]")
     assert not workdir.exists()

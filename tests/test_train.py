@@ -137,3 +137,18 @@ def test_each_member_gets_its_own_weight_decay_on_matrices_only():
             assert np.linalg.norm(leaf[1]) < 0.98 * np.linalg.norm(leaf[0]), jax.tree_util.keystr(path)
         else:  # biases and norms are never decayed: the same data moves them alike
             assert np.abs(leaf[0] - leaf[1]).max() < 1e-3, jax.tree_util.keystr(path)
+
+
+@pytest.mark.parametrize("source", ["online", "finite"])
+def test_training_lengths_in_one_program_each_match_a_solo_run(tmp_path, source):
+    both = tiny_config(task__moduli=[11], task__train_sampling="below:{n}", population__train_digits=[1, 2],
+                       data__source=source, data__size=40, log__tensorboard=False)
+    result = train.train(both, str(tmp_path / "both"), console=False)
+    (run,) = result.runs
+    assert run.group.size == 2 and {r["n_train"] for r in result.records} == {1, 2}
+    solo = tiny_config(task__moduli=[11], task__train_sampling="below:2", data__source=source, data__size=40,
+                       task__width=3, log__tensorboard=False)
+    solo_result = train.train(solo, str(tmp_path / "solo"), console=False)
+    i = next(k for k, m in enumerate(run.group.members) if m["train_digits"] == 2)
+    for a, b in zip(jax.tree.leaves(_member(_params(result), i)), jax.tree.leaves(_member(_params(solo_result), 0))):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-3)  # one learning rate; see the test above
