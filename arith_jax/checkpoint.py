@@ -14,17 +14,24 @@ import threading
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
 
 from arith_jax.errors import ConfigError
 
-# Config sections whose change makes a checkpoint meaningless. Steps, eval and logging
-# settings may change between runs (e.g. to train longer).
-SHAPE_FIELDS = ("task", "model", "population", "data")
+# What a resumed run must share with the checkpoint: the whole task, model, population and
+# data, and every optimisation setting but the length of the run (train.steps may grow to
+# train longer: the cosine schedule is then stretched to the new total).
+SHAPE_SECTIONS = ("task", "model", "population", "data")
+FREE_TRAIN_FIELDS = ("steps", "steps_per_dispatch")
+# A finite training set that excludes the eval sets depends on them.
+EVAL_FIELDS_OF_FINITE_DATA = ("lengths", "seed", "examples_per_length")
 
 
 class Checkpointer:
     def __init__(self, workdir: str, keep: int, read_only: bool = False):
-        self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+        directory = os.path.join(workdir, "checkpoints")
+        # orbax wants absolute paths; a URL (gs://...) already is one.
+        self.directory = directory if "://" in directory else os.path.abspath(directory)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
                                                enable_async_checkpointing=not read_only)
         self.manager = ocp.CheckpointManager(self.directory, options=options)
@@ -48,9 +55,6 @@ class Checkpointer:
             state=ocp.args.StandardRestore(abstract_states), meta=ocp.args.JsonRestore()))
         return restored["state"], restored["meta"]
 
-    def wait(self) -> None:
-        self.manager.wait_until_finished()
-
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
@@ -58,14 +62,32 @@ class Checkpointer:
 
 def check_resumable(saved_config: dict, config: dict, workdir: str) -> None:
     """A resumed run must be the same experiment; name the first field that differs."""
-    for section in SHAPE_FIELDS:
-        old, new = saved_config.get(section, {}), config.get(section, {})
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
-                raise ConfigError(
-                    f"{section}.{key}",
-                    f"is {new.get(key)!r} but the checkpoint in {workdir} was trained with {old.get(key)!r}; "
-                    "resume with the same value or use a new --workdir")
+    fields = [(section, key) for section in SHAPE_SECTIONS
+              for key in sorted(set(saved_config.get(section, {})) | set(config.get(section, {})))]
+    fields += [("train", key) for key in sorted(config.get("train", {})) if key not in FREE_TRAIN_FIELDS]
+    data = config.get("data", {})
+    if data.get("source") == "finite" and data.get("exclude_eval"):
+        fields += [("eval", key) for key in EVAL_FIELDS_OF_FINITE_DATA]
+    for section, key in fields:
+        old, new = saved_config.get(section, {}).get(key), config.get(section, {}).get(key)
+        if old != new:
+            raise ConfigError(
+                f"{section}.{key}",
+                f"is {new!r} but the checkpoint in {workdir} was trained with {old!r}; "
+                "resume with the same value or use a new --workdir")
+
+
+def check_same_layout(saved_groups, groups, field: str) -> None:
+    """The sequence layout of every group must match the checkpoint's.
+
+    With task.width=0 the operand width follows the longest eval length, and with index
+    hints the vocabulary follows the width, so new eval lengths can change parameter shapes.
+    """
+    for old, new in zip(saved_groups, groups):
+        if (old.spec.width, old.spec.vocab_size) != (new.spec.width, new.spec.vocab_size):
+            raise ConfigError(field, f"changes the operand width from {old.spec.width} to {new.spec.width} digits "
+                                     f"(vocabulary {old.spec.vocab_size} -> {new.spec.vocab_size}), which this "
+                                     "checkpoint's model cannot take; keep the trained width")
 
 
 class StopRequest:
@@ -78,6 +100,7 @@ class StopRequest:
     def __init__(self):
         self._event = threading.Event()
         self._previous = {}
+        self._warned = False
         self.signal_name = ""
 
     def __enter__(self):
@@ -105,7 +128,10 @@ class StopRequest:
         from jax.experimental import multihost_utils
         try:
             preempted = multihost_utils.reached_preemption_sync_point(step)
-        except Exception:  # no preemption service (e.g. local multi-process runs)
+        except Exception as error:  # no preemption service (e.g. local multi-process runs)
+            if not self._warned:
+                logging.warning("preemption sync point unavailable (%s); relying on signals", error)
+                self._warned = True
             preempted = False
         flags = multihost_utils.process_allgather(np.asarray([local or preempted]))
         return bool(np.any(flags))

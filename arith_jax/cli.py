@@ -6,7 +6,6 @@ With no --config the embedded default (arith_jax/default_config.py) runs.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -33,6 +32,7 @@ flags.DEFINE_string("workdir", "runs/default", "Where checkpoints, TensorBoard r
 flags.DEFINE_string("coordinator", "", "host:port of process 0 for multi-process runs off Cloud TPU.")
 flags.DEFINE_integer("num_processes", 1, "Number of processes (with --coordinator).")
 flags.DEFINE_integer("process_id", 0, "This process's index (with --coordinator).")
+flags.DEFINE_bool("distributed", False, "Join a multi-host run that JAX detects by itself (Cloud TPU VMs).")
 flags.DEFINE_list("lengths", [], "eval: operand lengths to evaluate (default: the config's eval.lengths).")
 flags.DEFINE_integer("n", 10, "data: number of examples to print.")
 flags.DEFINE_bool("raw", False, "data: show the raw token sequence beside each example.")
@@ -58,14 +58,17 @@ def _saved_config(workdir: str):
 
 def cmd_train() -> None:
     from arith_jax import report, sharding, train
-    sharding.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
+    from arith_jax import writers
+    sharding.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id, FLAGS.distributed)
     try:
         result = train.train(FLAGS.config, FLAGS.workdir, console=not FLAGS.quiet)
     except train.Interrupted:
         return
     import jax
     if jax.process_index() == 0:
-        print(report.format_table(result.records))
+        # A rerun of a finished workdir trains nothing new: show what it measured then.
+        records = result.records or report.latest_records(writers.read_results(FLAGS.workdir))
+        print(report.format_table(records))
         print(f"report: {report.write_report(FLAGS.workdir)}")
 
 
@@ -96,7 +99,7 @@ def cmd_data() -> None:
     modulus = FLAGS.modulus or moduli[0]
     if modulus and modulus not in moduli:
         raise ConfigError("--modulus", f"{modulus} is not one of the config's task.moduli {sorted(set(moduli))}")
-    for line in tasks.print_examples(group.spec, group.sampling, FLAGS.n, FLAGS.seed, modulus, raw=FLAGS.raw):
+    for line in tasks.print_examples(group.spec, group.sampling_of(group.members[0]), FLAGS.n, FLAGS.seed, modulus, raw=FLAGS.raw):
         print(line)
 
 

@@ -42,6 +42,15 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.max_positions = 1024  # rows of the learned/abacus table; range of randomised positions
     c.model.randomized_positions = False
     c.model.compute_dtype = "float32"  # bfloat16 on accelerators
+    c.model.attention_impl = "auto"  # auto | xla | cudnn (fused GPU kernel: bfloat16, no learned bias)
+    # The encodings' own knobs (defaults from their papers).
+    c.model.rope_base = 10000.0
+    c.model.t5_num_buckets = 32
+    c.model.t5_max_distance = 128
+    c.model.fire_mlp_width = 32
+    c.model.fire_init_c = 0.1
+    c.model.fire_init_threshold = 512.0
+    c.model.abacus_max_offset = 100  # random offset range of Abacus digit positions in training
 
     # The population: the product of these lists. Members differing only in these values
     # train in one compiled program; entries of `pe`, `preset` and `train_digits` form
@@ -75,16 +84,16 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.lengths = (1, 2, 3, 4, 5, 6)  # operand digits to measure exact match at
-    c.eval.every = 1000  # steps; rounded up to a multiple of train.steps_per_dispatch
+    c.eval.every = 1000  # steps; at the first chunk end at or after each multiple, and at the end
     c.eval.examples_per_length = 512
     c.eval.decode = True  # greedy decoding for equivalence accuracy (slower)
     c.eval.seed = 1234
 
     c.checkpoint = ml_collections.ConfigDict()
-    c.checkpoint.every = 1000  # steps; 0 = only at the end and on preemption
+    c.checkpoint.every = 1000  # steps (same rule); 0 = only at the end and on preemption
     c.checkpoint.keep = 2
 
     c.log = ml_collections.ConfigDict()
-    c.log.every = 50  # steps between progress lines / TensorBoard training scalars
+    c.log.every = 50  # steps between TensorBoard training scalars (progress prints every chunk)
     c.log.tensorboard = True
     return c

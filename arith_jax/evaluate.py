@@ -73,12 +73,14 @@ def exact_length_operands(rng: np.random.Generator, length: int, width: int, n: 
 # ----------------------------------------------------------------------------------------
 
 
-def exact_match(logits_BxTxV, batch: tasks.Batch):
+def exact_match(logits_BxTxV, batch: tasks.Batch, spec: tasks.TaskSpec):
     """Teacher-forced correctness: (exact_B bool, digit_correct_B float in [0, 1]).
 
     Exact iff the argmax at t-1 equals token t at every answer position; with a fixed answer
     length that is exactly whether greedy decoding would be right. Digit accuracy counts only
-    answer positions holding result digits (token < 10), not EOS or index hints.
+    answer positions holding result digits (token < 10), not EOS or index hints, and of a
+    zero-padded result only the spec.result_width places any answer can fill (a 21-digit
+    padding of a mod-100 answer would otherwise score 18/21 for free).
     """
     predicted_BxT1 = jnp.argmax(logits_BxTxV[:, :-1], axis=-1)
     target_BxT1 = batch.tokens[:, 1:]
@@ -86,6 +88,12 @@ def exact_match(logits_BxTxV, batch: tasks.Batch):
     right_BxT1 = predicted_BxT1 == target_BxT1
     exact_B = jnp.all(right_BxT1 | ~answer_BxT1, axis=1)
     digit_BxT1 = answer_BxT1 & (target_BxT1 < tasks.NUM_DIGITS)
+    order_BxT1 = jnp.cumsum(digit_BxT1, axis=1) - 1  # index among the answer's digit tokens
+    if spec.format.reverse_result:
+        place_BxT1 = order_BxT1
+    else:
+        place_BxT1 = digit_BxT1.sum(axis=1, keepdims=True) - 1 - order_BxT1
+    digit_BxT1 = digit_BxT1 & (place_BxT1 < spec.result_width)
     n_digits_B = jnp.maximum(digit_BxT1.sum(axis=1), 1)
     digit_correct_B = (right_BxT1 & digit_BxT1).sum(axis=1) / n_digits_B
     return exact_B, digit_correct_B
@@ -134,7 +142,7 @@ def member_metrics(apply_fn, spec: tasks.TaskSpec, a_BxW, b_BxW, modulus, n_trai
     equivalence_target.
     """
     batch = tasks.batch_for_operands(spec, a_BxW, b_BxW, modulus)
-    exact_B, digit_correct_B = exact_match(apply_fn(batch.tokens), batch)
+    exact_B, digit_correct_B = exact_match(apply_fn(batch.tokens), batch, spec)
     metrics = {"acc": exact_B.mean(), "digit_acc": digit_correct_B.mean()}
     if decode:
         decoded_BxT = greedy_decode(apply_fn, batch, spec.answer_len)

@@ -10,25 +10,28 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from arith_jax.errors import ConfigError
+
 POP, DATA = "pop", "data"
 
 
-def initialize_distributed(coordinator: str = "", num_processes: int = 0, process_id: int = -1) -> None:
+def initialize_distributed(coordinator: str = "", num_processes: int = 0, process_id: int = -1,
+                           auto: bool = False) -> None:
     """Join JAX's multi-controller runtime when there is more than one process.
 
-    On Cloud TPU `jax.distributed.initialize()` finds its peers by itself; on other machines
-    (and in the tests: several CPU processes on 127.0.0.1) the coordinator is explicit.
+    On Cloud TPU (and other clusters JAX knows) `jax.distributed.initialize()` finds its
+    peers by itself: `auto` (the CLI's --distributed, which launch/tpu_vm.sh passes). Other
+    machines (and the tests: several CPU processes on 127.0.0.1) name the coordinator.
     """
     if coordinator:
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                    process_id=process_id)
-    elif os.environ.get("TPU_WORKER_HOSTNAMES") or os.environ.get("CLOUD_TPU_TASK_ID"):
+    elif auto:
         jax.distributed.initialize()
 
 
@@ -41,9 +44,12 @@ def mesh_shape(num_members: int, batch_size: int, num_devices: int) -> tuple[int
 def make_mesh(num_members: int, batch_size: int) -> Mesh:
     devices = jax.devices()
     pop, data = mesh_shape(num_members, batch_size, len(devices))
+    if pop * data < len(devices) and jax.process_count() > 1:
+        # Every process must own part of the mesh, so multi-host runs need sizes that divide.
+        raise ConfigError("train.batch_size", f"{num_members} members x batch {batch_size} cannot use all "
+                                              f"{len(devices)} devices of a multi-host run; make the member count "
+                                              "or the batch size a multiple of the device count")
     if pop * data < len(devices):
-        # Multi-host needs every process in the mesh, so a partial mesh is only a single-host
-        # fallback; the warning tells the user which sizes would use every device.
         logging.warning("using %d of %d devices: %d members x batch %d do not divide the device count",
                         pop * data, len(devices), num_members, batch_size)
     grid = np.asarray(devices[: pop * data]).reshape(pop, data)
@@ -64,12 +70,18 @@ def batch_spec() -> P:
     return P(DATA)
 
 
+def _put(tree, sharding: NamedSharding):
+    """Host arrays (the same on every process) as global arrays: each process supplies its
+    devices' slices, which works across hosts where jax.device_put does not."""
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+    return jax.tree.map(put, tree)
+
+
 def put_members(tree, mesh: Mesh):
-    """Place a host pytree with a leading member axis onto the mesh (multi-host safe)."""
-    sharding = member_sharding(mesh)
-    return jax.tree.map(
-        lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda idx, x=x: np.asarray(x)[idx]),
-        tree)
+    """A host pytree with a leading member axis, split over 'pop'."""
+    return _put(tree, member_sharding(mesh))
 
 
 def gather(tree):
@@ -80,15 +92,11 @@ def gather(tree):
     return multihost_utils.process_allgather(tree, tiled=True)
 
 
-def put_replicated(x, mesh: Mesh):
-    """The same host array on every device of the mesh (eval operands)."""
-    x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, replicated(mesh), lambda idx: x[idx])
+def put_replicated(tree, mesh: Mesh):
+    """The same host arrays on every device of the mesh (eval operands)."""
+    return _put(tree, replicated(mesh))
 
 
 def put_host_chunk(tree, mesh: Mesh):
     """Host inputs laid out [steps, members, ...]: the member axis goes over 'pop'."""
-    sharding = NamedSharding(mesh, P(None, POP))
-    return jax.tree.map(
-        lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda idx, x=x: np.asarray(x)[idx]),
-        tree)
+    return _put(tree, NamedSharding(mesh, P(None, POP)))

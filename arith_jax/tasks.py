@@ -359,7 +359,7 @@ def mod_digits(x_BxW, modulus):
 
 
 def mod_mul_digits(a_BxW, b_BxW, modulus):
-    """(a mod p) * b mod p by Horner over b's digits; 10 r + d (a mod p) < 1.6e7."""
+    """(a mod p) * b mod p by Horner over b's digits; 10 r + d (a mod p) < 1.9e7 < 2^31."""
     a_mod_B = mod_digits(a_BxW, modulus)
 
     def step(r_B, digit_B):
@@ -430,6 +430,9 @@ class TaskSpec:
         if not fmt.symbols and not fmt.pad_operands:
             raise ConfigError("task.format", "no_symbols needs padded operands (pad=N): without '+' and '=' only "
                                              "fixed widths separate the numbers")
+        if not fmt.eos and not fmt.pad_result:
+            raise ConfigError("task.format", "an unpadded result needs eos: without it the model is never taught "
+                                             "where its answer ends; add eos or pad the result (pad=N/M)")
 
     @property
     def is_modular(self) -> bool:

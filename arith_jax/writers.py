@@ -12,7 +12,7 @@ results.jsonl schema: one JSON object per line, one line per member x eval step 
 - ``group``: the static-shape group the member trained in (its fields that vary across
   groups, e.g. ``pe=learned``).
 - ``member``: the member's full coordinates, every population field (seed, data_seed, p, lr,
-  wd, train_length, and group fields such as pe or preset when they vary).
+  wd, train_digits, and group fields such as pe or preset when they vary).
 - ``member_name``: only the fields that vary across the population; also the TensorBoard run.
 - ``task``: add | mul | mod_add | mod_mul. ``n_train``: operand digits trained on.
 - ``step``: training step of the evaluation. ``length``: operand digits evaluated.

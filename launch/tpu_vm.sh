@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Train on a Cloud TPU VM or pod slice: installs arith_jax on every worker and starts the same
-# command on all of them. jax.distributed.initialize() finds the peers by itself on TPU, and
-# the trainer joins JAX's preemption sync point so every host checkpoints the same step.
+# command on all of them. --distributed makes jax.distributed.initialize() find the peers by
+# itself on TPU, and the trainer joins JAX's preemption sync point so every host checkpoints
+# the same step.
 #
 #   TPU_NAME=my-v4-32 ZONE=us-central2-b launch/tpu_vm.sh \
-#       --config=configs/acl2025_mod_addition.py --workdir=gs://my-bucket/runs/acl_mod
+#       --config=configs/acl2025_mod_addition.py --workdir=/mnt/runs/acl_mod
 #
-# The workdir must be shared by all hosts (a gs:// bucket): orbax writes every host's shards
-# there. Rerunning the same command after a preemption resumes from the last checkpoint.
+# The workdir must be one directory that every host sees (orbax writes each host's shards
+# there): mount a bucket with gcsfuse, or an NFS/Filestore share, on all workers first.
+# Results, TensorBoard and the report are written by process 0 with ordinary file I/O.
+# Rerunning the same command after a preemption resumes from the last checkpoint.
 set -euo pipefail
 : "${TPU_NAME:?set TPU_NAME}" "${ZONE:?set ZONE}"
 REPO_URL=${REPO_URL:-}
@@ -22,4 +25,4 @@ else
 fi
 args=$(printf '%q ' "$@")
 gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone="$ZONE" --worker=all \
-  --command="$setup && cd arith_jax_src && arith-jax train --quiet $args"
+  --command="$setup && cd arith_jax_src && arith-jax train --distributed --quiet $args"

@@ -78,7 +78,7 @@ def test_teacher_forced_accuracy_equals_decoded_accuracy_on_a_trained_model(trai
         def one(params):
             apply_fn = lambda tokens: model.apply(graphdef, params, tokens)
             batch = tasks.batch_for_operands(ADD2, a_NxW, b_NxW, 0)
-            exact_N, _ = evaluate.exact_match(apply_fn(batch.tokens), batch)
+            exact_N, _ = evaluate.exact_match(apply_fn(batch.tokens), batch, ADD2)
             decoded = evaluate.greedy_decode(apply_fn, batch, ADD2.answer_len)
             metrics = evaluate.member_metrics(apply_fn, ADD2, a_NxW, b_NxW, 0, 2, decode=True)
             return metrics, exact_N, decoded
@@ -308,3 +308,20 @@ def test_analyze_writes_two_png_plots(trained_add, tmp_path):
         assert height > 200 and width > 200 and channels in (3, 4)
     with pytest.raises(ConfigError, match=r"^task\.width: 3 is too small for analyze"):
         analyze.analyze(graphdef, late, ADD3, 3, 0, str(tmp_path))
+
+
+def test_digit_accuracy_ignores_padding_no_answer_can_reach():
+    # mod 100 answers have 2 places; padded to 10 digits, the 8 always-zero places must not count.
+    spec = tasks.TaskSpec("mod_add", 3, tasks.Format.parse("pad=3/10,reverse_result,eos"), 100)
+    a = np.stack([tasks.int_to_digits(x, 3) for x in (123, 456)])
+    b = np.stack([tasks.int_to_digits(x, 3) for x in (77, 999)])
+    batch = tasks.batch_for_operands(spec, a, b, 100)
+    tokens = np.asarray(batch.tokens)
+    # A model that predicts the right sequence except the units digit of every answer.
+    wrong = tokens.copy()
+    for row, start in enumerate(np.asarray(batch.answer_start)):
+        wrong[row, start] = (wrong[row, start] + 1) % 10
+    logits = jax.nn.one_hot(np.roll(wrong, -1, axis=1), spec.vocab_size) * 10.0
+    exact, digit = evaluate.exact_match(logits, batch, spec)
+    assert exact.tolist() == [False, False]
+    assert np.asarray(digit).tolist() == [0.5, 0.5]  # 1 of the 2 reachable places right

@@ -199,7 +199,7 @@ LAYOUTS = [  # (task, format): every format, every task, few compiles
     ("add", "acl2025"),
     ("mul", "ijcai2024"),
     ("mod_add", "hints,reversed,eos"),
-    ("mul", "plain,hints,bos,no_eos"),
+    ("mul", "plain,hints,bos,no_eos,pad=4/auto"),
     ("add", "pad=0/auto"),
     ("mod_mul", "pad=6/auto,hints,no_symbols"),
 ]
@@ -406,6 +406,8 @@ def test_unknown_format_flag_lists_the_allowed_ones():
      "task.format: result padding 21 is narrower than the 22-digit results of mul; use pad=20/22 or pad=20/auto"),
     (lambda: tasks.TaskSpec("add", 3, tasks.Format.parse("no_symbols")),
      "task.format: no_symbols needs padded operands"),
+    (lambda: tasks.TaskSpec("add", 3, tasks.Format.parse("reversed,no_eos")),
+     "task.format: an unpadded result needs eos: without it the model is never taught where its answer ends"),
 ])
 def test_bad_specs_name_the_field(make, message):
     with pytest.raises(ConfigError, match="^" + re.escape(message)):
