@@ -31,7 +31,10 @@ def _write_records(path, config, n=200):
 
 
 def _config(source, tmp_path):
-    overrides = dict(train__steps=STEPS, checkpoint__every=0, eval__every=10, data__source=source)
+    # The online run also checkpoints at every chunk end, so its stop lands on a step that is
+    # already being saved (which must not save twice).
+    overrides = dict(train__steps=STEPS, checkpoint__every=5 if source == "online" else 0, eval__every=10,
+                     data__source=source)
     if source == "finite":
         overrides.update(data__size=64)
     if source == "files":
@@ -136,6 +139,12 @@ def test_a_mismatched_config_on_resume_gets_the_named_error(tmp_path):
     with pytest.raises(ConfigError, match=r"^task\.moduli: is \[7, 13\] but the checkpoint in .* was trained with "
                                           r"\[7, 11\]; resume with the same value or use a new --workdir$"):
         train.train(tiny_config(train__steps=20, task__moduli=[7, 13], log__tensorboard=False), workdir,
+                    console=False)
+    with pytest.raises(ConfigError, match=r"^train\.batch_size: is 16 but the checkpoint"):
+        train.train(tiny_config(train__steps=20, train__batch_size=16, log__tensorboard=False), workdir,
+                    console=False)
+    with pytest.raises(ConfigError, match=r"^eval\.lengths: changes the operand width from 3 to 4 digits"):
+        train.train(tiny_config(train__steps=20, eval__lengths=[1, 4], log__tensorboard=False), workdir,
                     console=False)
     # Training longer is not a mismatch: it resumes at step 10 and goes on.
     assert train.train(tiny_config(train__steps=20, log__tensorboard=False), workdir, console=False).step == 20

@@ -23,14 +23,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(tmp, name, devices, processes=1):
+def _launch(tmp, name, devices, processes=1, restore_from=None):
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     out = str(tmp / f"{name}.npz")
-    workdir = str(tmp / name)
+    workdir = restore_from or str(tmp / name)
     port = _free_port()
     procs = []
     for pid in range(processes):
-        cmd = [sys.executable, WORKER, "--workdir", workdir, "--out", out]
+        cmd = [sys.executable, WORKER, "--workdir", workdir, "--out", out] + (["--restore_only"] if restore_from else [])
         if processes > 1:
             cmd += ["--coordinator", f"127.0.0.1:{port}", "--num_processes", str(processes), "--process_id", str(pid)]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
@@ -83,3 +83,15 @@ def test_checkpoint_saved_on_four_devices_restores_on_one(runs):
     assert restored.keys() == {k for k in saved if not k.startswith("__")}
     for key, leaf in restored.items():
         np.testing.assert_array_equal(leaf, saved[key], err_msg=key)
+
+
+@pytest.mark.slow
+def test_checkpoint_saved_on_one_device_restores_on_four(runs, tmp_path):
+    saved, saved_records, workdir = runs["1 device"]
+    restored, records, _ = _launch(tmp_path, "one_on_four", 4, restore_from=workdir)
+    assert restored["__devices__"].tolist() == [4, 1]
+    for key in saved:
+        if not key.startswith("__"):
+            np.testing.assert_array_equal(restored[key], saved[key], err_msg=key)
+    acc = lambda rs: {(r["member_name"], r["length"]): r["acc"] for r in rs}
+    assert acc(records) == acc(saved_records)  # evaluated on 4 devices, the same answers
