@@ -55,17 +55,23 @@ def time_chunks(fn, state, n: int):
     return (time.perf_counter() - start) / n
 
 
-def run(args, members: int) -> dict:
-    config = bench_config(args, members)
+def population_chunk(config):
+    """(train_chunk: state -> state after steps_per_dispatch steps, initial state, the run)
+    for the config's first group: the trainer's own compiled chunk."""
     group = population.plan(config)[0]
     run_ = train.build_runs(config, [group])[0]
-    program, k = run_.program, args.spd
-    state = program.init(group.column("seed", np.uint32))
-    steps = np.arange(k, dtype=np.int32)
+    steps = np.arange(config.train.steps_per_dispatch, dtype=np.int32)
 
     def train_chunk(state):
-        return program.chunk(state, run_.hyper, run_.member_data, None, steps)[0]
+        return run_.program.chunk(state, run_.hyper, run_.member_data, None, steps)[0]
 
+    return train_chunk, run_.program.init(group.column("seed", np.uint32)), run_
+
+
+def run(args, members: int) -> dict:
+    config = bench_config(args, members)
+    train_chunk, state, run_ = population_chunk(config)
+    program, group, k = run_.program, run_.group, args.spd
     seconds = time_chunks(train_chunk, state, args.chunks) / k  # per step
 
     # Data generation alone: the same K steps x M members of batches, nothing else.

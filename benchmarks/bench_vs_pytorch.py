@@ -51,7 +51,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import bench_train  # noqa: E402  (benchmarks/bench_train.py: its bench_config)
 from arith_jax import model as model_lib  # noqa: E402
-from arith_jax import population, tasks, train  # noqa: E402
+from arith_jax import population, tasks  # noqa: E402
 
 # ----------------------------------------------------------------------------------------
 # PyTorch: Karpathy's nanoGPT model (model.py), trimmed to what these runs use.
@@ -249,15 +249,8 @@ def torch_runs(args, spec, num_runs: int) -> list[dict]:
 
 def jax_population(args, members: int) -> dict:
     config = bench_train.bench_config(args.jax_args, members)
-    group = population.plan(config)[0]
-    run_ = train.build_runs(config, [group])[0]
-    program, k = run_.program, args.spd
-    state = program.init(group.column("seed", np.uint32))
-    steps = np.arange(k, dtype=np.int32)
-
-    def train_chunk(state):
-        return program.chunk(state, run_.hyper, run_.member_data, None, steps)[0]
-
+    train_chunk, state, _ = bench_train.population_chunk(config)
+    k = args.spd
     start = time.perf_counter()
     state = train_chunk(state)  # compile + first chunk
     jax.block_until_ready(state)

@@ -1,7 +1,6 @@
 """Checkpoints: SIGTERM then resume equals an uninterrupted run (every source), SIGKILL
 during a save resumes from the last complete step, a mismatched config is refused."""
 
-import json
 import os
 import signal
 import subprocess
