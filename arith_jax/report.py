@@ -14,7 +14,6 @@ still training, or twice at once, never leaves a half-written file.
 from __future__ import annotations
 
 import dataclasses
-import io
 import itertools
 import json
 import os
@@ -32,6 +31,7 @@ from arith_jax.writers import (
     SEED_FIELDS,
     heatmap_png,
     member_names,
+    png_bytes,
     read_results,
     safe_file_name,
     write_atomically,
@@ -232,12 +232,6 @@ def format_table(records: Iterable[Mapping], metric: str = "acc") -> str:
     return "\n\n".join(sections)
 
 
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
-
-
 def _accuracy_plot(table: _GroupTable) -> bytes:
     """Accuracy vs operand length: a line per configuration with a ±std band over its
     members, the theory dashed in the colour of its modulus' first configuration."""
@@ -277,7 +271,7 @@ def _accuracy_plot(table: _GroupTable) -> bytes:
     axes.set_title(f"{_group_title(table)}, {_steps_text(table)}")
     if len(table.configurations) + len(table.theory) <= 20:
         axes.legend(fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _heatmap(records: Sequence[Mapping]) -> bytes:

@@ -132,6 +132,11 @@ def heatmap_png(acc_MxL, member_names: Sequence[str], lengths: Sequence[int], ti
             if np.isfinite(acc):
                 axes.text(n, m, f"{100 * acc:.0f}", ha="center", va="center", fontsize=7,
                           color="black" if acc > 0.6 else "white")
+    return png_bytes(figure)
+
+
+def png_bytes(figure) -> bytes:
+    """A matplotlib figure as PNG bytes (for TensorBoard images and the report's files)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
