@@ -62,7 +62,10 @@ def cmd_train() -> None:
     sharding.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id, FLAGS.distributed)
     try:
         result = train.train(FLAGS.config, FLAGS.workdir, console=not FLAGS.quiet)
-    except train.Interrupted:
+    except train.Interrupted as stopped:
+        import jax
+        if jax.process_index() == 0:
+            print(stopped, file=sys.stderr)
         return
     import jax
     if jax.process_index() == 0:

@@ -398,8 +398,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = Tr
             if step < total and stop.should_stop(step):
                 save(step)
                 interrupted = True
-                progress.log(f"{stop.signal_name or 'preemption'}: saved step {step} in {workdir}; "
-                             "run the same command again to resume")
                 break
         if in_flight is not None:
             reporter.report(*in_flight)
@@ -407,16 +405,17 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = Tr
     if tb is not None:
         tb.close()
     if interrupted:
-        raise Interrupted(step)
+        raise Interrupted(step, f"{stop.signal_name or 'preemption'}: saved step {step} in {workdir}; "
+                                "run the same command again to resume")
     return TrainResult(last_records, runs, step, reporter.latest_loss)
 
 
 class Interrupted(Exception):
-    """Training stopped early on a signal after saving; the CLI exits cleanly on it."""
+    """Training stopped early on a signal after saving; the CLI prints how to resume."""
 
-    def __init__(self, step: int):
+    def __init__(self, step: int, message: str):
         self.step = step
-        super().__init__(f"stopped at step {step}")
+        super().__init__(message)
 
 
 def _write_eval_scalars(tb, records: list[dict], names: list[str], step: int) -> None:

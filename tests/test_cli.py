@@ -80,3 +80,25 @@ def test_data_for_a_modular_task_names_the_modulus():
     for line in out:
         a, b, p, c = map(int, re.match(r"^(\d+) \+ (\d+) \(mod (\d+)\) = (\d+)$", line).groups())
         assert p == 97 and (a + b) % 97 == c
+
+
+def test_sigterm_saves_and_says_how_to_resume(tmp_path):
+    import signal
+
+    from arith_jax import checkpoint as ckpt_lib
+    workdir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arith_jax.cli", "train", f"--workdir={workdir}", "--config.train.steps=5000",
+         "--config.train.steps_per_dispatch=10", "--config.eval.every=0", "--config.checkpoint.every=0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    for line in proc.stdout:  # plain progress lines: not a terminal
+        if line.startswith("step "):
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    message = err.strip().splitlines()[-1]
+    match = re.fullmatch(rf"SIGTERM: saved step (\d+) in {re.escape(str(workdir))}; run the same command again "
+                         "to resume", message)
+    assert match, message
+    assert ckpt_lib.Checkpointer(str(workdir), keep=1).latest_step() == int(match.group(1)) < 5000
