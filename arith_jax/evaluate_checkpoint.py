@@ -17,16 +17,15 @@ from arith_jax import population, train, writers
 from arith_jax.errors import ConfigError
 
 
-def _eval_config(config, lengths):
+def _eval_config(config, trained_spec, lengths):
     """The trained config, widened to `lengths`."""
-    trained = population.plan(config)
     config = copy.deepcopy(config)
     if lengths:
         config.eval.lengths = list(lengths)
     # Without index hints, parameter shapes do not depend on the operand width (a learned
     # table has model.max_positions rows whatever the sequence), so widening is safe; a
     # sequence longer than the table is the model's own clear error.
-    config.task.width = max([trained[0].spec.width] + list(config.eval.lengths))
+    config.task.width = max([trained_spec.width] + list(config.eval.lengths))
     return config
 
 
@@ -37,7 +36,7 @@ def restore(config, workdir: str, lengths=None):
     if step is None:
         raise ConfigError("--workdir", f"{workdir} holds no complete checkpoint")
     trained_spec = population.plan(config)[0].spec
-    config = _eval_config(config, lengths)
+    config = _eval_config(config, trained_spec, lengths)
     groups = population.plan(config)
     if groups[0].spec.vocab_size != trained_spec.vocab_size:
         # Index hints name each digit's place, so their tokens end at the trained width.

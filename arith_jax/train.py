@@ -110,7 +110,7 @@ class GroupProgram:
         self.member = sharding.member_sharding(self.mesh)
         self.replicated = sharding.replicated(self.mesh)
         abstract = jax.eval_shape(self._init, jax.ShapeDtypeStruct((static.num_members,), jnp.uint32))
-        self.state_shardings = self.state_sharding_tree(abstract)
+        self.state_shardings = jax.tree.map(lambda _: self.member, abstract)  # all per member
         self.init = jax.jit(self._init, out_shardings=self.state_shardings)
         self.abstract_state = jax.tree.map(
             lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, self.state_shardings)
@@ -118,10 +118,6 @@ class GroupProgram:
                              out_shardings=(self.state_shardings, self.replicated))
         self.eval_length = jax.jit(self._eval_length, out_shardings=self.replicated)
 
-    def state_sharding_tree(self, abstract_state):
-        shardings = jax.tree.map(lambda _: self.member, abstract_state)
-        shardings["step"] = self.replicated
-        return shardings
 
     # -- init --------------------------------------------------------------------------
     def _init(self, seeds_M):
@@ -130,9 +126,7 @@ class GroupProgram:
             _, params = model_lib.init(self.static.model, self.static.spec.vocab_size, jax.random.fold_in(key, 0))
             return {"params": params, "opt": self.tx.init(params), "frozen": jnp.zeros((), bool),
                     "dropout_key": jax.random.fold_in(key, 1)}
-        state = jax.vmap(one)(seeds_M)
-        state["step"] = jnp.zeros((), jnp.int32)
-        return state
+        return jax.vmap(one)(seeds_M)
 
     # -- one member, one step ----------------------------------------------------------
     def _member_step(self, params, opt, frozen, dropout_key, data_key, hyper, member_data, host_step, step):
@@ -170,7 +164,7 @@ class GroupProgram:
             params, opt, frozen, metrics = step_all(state["params"], state["opt"], state["frozen"],
                                                     state["dropout_key"], hyper["data_key"], hyper,
                                                     member_data, host_step, step)
-            new = dict(state, params=params, opt=opt, frozen=frozen, step=step + 1)
+            new = dict(state, params=params, opt=opt, frozen=frozen)
             return new, dict(metrics, frozen=frozen)
 
         return jax.lax.scan(body, state, (steps_K, host_chunk_KxM))
