@@ -88,6 +88,10 @@ def _float_in(field: str, value: Any, low: float, high: float, what: str) -> flo
     return float(value)
 
 
+def dropout_rate(field: str, value: Any) -> float:
+    return _float_in(field, value, 0.0, 0.999999, "a dropout rate in [0, 1)")
+
+
 def check_scalars(config: ml_collections.ConfigDict) -> None:
     """The checks that need nothing but the config itself."""
     t = config.train
@@ -106,7 +110,12 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
     _floats("population.learning_rates", p.learning_rates, low=0.0, low_inclusive=False)
     _floats("population.weight_decays", p.weight_decays, low=0.0, low_inclusive=True)
     _positive_ints("population.train_digits", p.train_digits, allow_empty=True)
-    for field in ("seeds", "data_seeds", "learning_rates", "weight_decays", "pe", "preset",
+    for rate in p.dropout:
+        dropout_rate("population.dropout", rate)
+    for text in p.format:
+        if not isinstance(text, str):
+            raise ConfigError("population.format", f"{text!r} is not allowed; each entry is a task.format string")
+    for field in ("seeds", "data_seeds", "learning_rates", "weight_decays", "pe", "preset", "format", "dropout",
                   "train_digits"):
         values = list(p[field])
         if len(set(values)) != len(values):

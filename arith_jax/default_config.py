@@ -53,8 +53,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.abacus_max_offset = 100  # random offset range of Abacus digit positions in training
 
     # The population: the product of these lists. Members differing only in these values
-    # train in one compiled program; entries of `pe`, `preset` and `train_digits` form
-    # separate groups (different static shapes or samplers) in the same invocation.
+    # train in one compiled program, and so do members differing in `train_digits` (one
+    # sampler each); entries of `pe`, `preset`, `format` and `dropout` form separate groups
+    # (one compiled program each) in the same invocation.
     c.population = ml_collections.ConfigDict()
     c.population.seeds = (0,)
     c.population.data_seeds = (0,)
@@ -62,6 +63,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.population.weight_decays = (1.0,)
     c.population.pe = ()  # e.g. ("learned", "rope"); empty = (model.pe,)
     c.population.preset = ()  # empty = (model.preset,)
+    c.population.format = ()  # token layouts, e.g. ("pad=6/3,reverse_result,eos", "acl2025"); empty = (task.format,)
+    c.population.dropout = ()  # e.g. (0.0, 0.1); empty = (model.dropout,)
     c.population.train_digits = ()  # fills "{n}" in task.train_sampling; empty = as written
 
     # Optimisation: AdamW, linear warmup, cosine decay to lr * final_lr_fraction.

@@ -17,7 +17,7 @@ from arith_jax import population, train, writers
 from arith_jax.errors import ConfigError
 
 
-def _eval_config(config, trained_spec, lengths):
+def _eval_config(config, trained_width, lengths):
     """The trained config, widened to `lengths`."""
     config = copy.deepcopy(config)
     if lengths:
@@ -25,7 +25,7 @@ def _eval_config(config, trained_spec, lengths):
     # Without index hints, parameter shapes do not depend on the operand width (a learned
     # table has model.max_positions rows whatever the sequence), so widening is safe; a
     # sequence longer than the table is the model's own clear error.
-    config.task.width = max([trained_spec.width] + list(config.eval.lengths))
+    config.task.width = max([trained_width] + list(config.eval.lengths))
     return config
 
 
@@ -35,14 +35,15 @@ def restore(config, workdir: str, lengths=None):
     step = checkpointer.latest_step()
     if step is None:
         raise ConfigError("--workdir", f"{workdir} holds no complete checkpoint")
-    trained_spec = population.plan(config)[0].spec
-    config = _eval_config(config, trained_spec, lengths)
+    trained_groups = population.plan(config)
+    trained_width = trained_groups[0].spec.width  # one operand width for every group
+    config = _eval_config(config, trained_width, lengths)
     groups = population.plan(config)
-    if groups[0].spec.vocab_size != trained_spec.vocab_size:
+    if any(new.spec.vocab_size != old.spec.vocab_size for new, old in zip(groups, trained_groups)):
         # Index hints name each digit's place, so their tokens end at the trained width.
-        raise ConfigError("--lengths", f"longer than the trained width ({trained_spec.width} digits) needs index "
+        raise ConfigError("--lengths", f"longer than the trained width ({trained_width} digits) needs index "
                                        "hints the model has no tokens for; evaluate at lengths up to "
-                                       f"{trained_spec.width}")
+                                       f"{trained_width}")
     runs = train.build_runs(config, groups, for_training=False)
     states, _ = checkpointer.restore({r.group.name: r.program.abstract_state for r in runs}, step)
     for run in runs:

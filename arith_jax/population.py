@@ -19,10 +19,12 @@ import numpy as np
 from arith_jax import config as config_lib
 from arith_jax import model as model_lib
 from arith_jax import tasks
+from arith_jax import writers
 from arith_jax.errors import ConfigError
 
-# Fields that change a static shape: each combination is its own group.
-GROUP_FIELDS = ("pe", "preset")
+# Fields that change the compiled program (a shape, a layout or a constant of the model):
+# each combination is its own group.
+GROUP_FIELDS = ("pe", "preset", "format", "dropout")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,12 +88,24 @@ def _sampling(config: ml_collections.ConfigDict, n: int | None) -> tasks.Samplin
     return tasks.Sampling.parse(text, field="task.train_sampling")
 
 
-def _model_config(config: ml_collections.ConfigDict, preset: str, pe: str) -> model_lib.ModelConfig:
+def _model_config(config: ml_collections.ConfigDict, preset: str, pe: str,
+                  dropout: float) -> model_lib.ModelConfig:
     """Every model.* field that ModelConfig knows; sizes left at 0 come from the preset."""
     sizes = ("num_layers", "num_heads", "d_model", "d_ff")
     known = {f.name for f in dataclasses.fields(model_lib.ModelConfig)}
     fields = {k: v for k, v in config.model.items() if k in known and not (k in sizes and v == 0)}
-    return model_lib.ModelConfig.from_preset(preset, **dict(fields, pe=pe))
+    return model_lib.ModelConfig.from_preset(preset, **dict(fields, pe=pe, dropout=dropout))
+
+
+def _spec(config: ml_collections.ConfigDict, text: str, width: int, max_modulus: int, field: str) -> tasks.TaskSpec:
+    """The task in the layout `text`; a bad layout is named by the field that set it."""
+    try:
+        return tasks.TaskSpec(config.task.name, width, tasks.Format.parse(text, field=field, task=config.task.name),
+                              max_modulus)
+    except ConfigError as error:
+        if error.field != "task.format":
+            raise
+        raise ConfigError(field, str(error).removeprefix("task.format: ")) from None
 
 
 def plan(config: ml_collections.ConfigDict) -> list[Group]:
@@ -102,32 +116,36 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
     pop = config.population
     pes = list(pop.pe) or [config.model.pe]
     presets = list(pop.preset) or [config.model.preset]
+    formats = list(pop.format) or [config.task.format]
+    dropouts = [config_lib.dropout_rate("population.dropout", d) for d in pop.dropout] or [config.model.dropout]
     digit_choices = sorted(pop.train_digits) or [None]
     if pop.train_digits and config.data.source == "files":
         raise ConfigError("population.train_digits", "has no effect with data.source='files' (the files are the "
                                                      "training distribution); leave it empty")
     samplings = tuple(_sampling(config, n) for n in digit_choices)
-    fmt = tasks.Format.parse(config.task.format, task=config.task.name)
-
     longest = max([s.max_digits for s in samplings] + list(config.eval.lengths))
     width = config.task.width or longest
     if width < longest:
         raise ConfigError("task.width", f"{width} is smaller than the longest train or eval operand ({longest} "
                                         "digits); raise it or set 0 for automatic")
-    spec = tasks.TaskSpec(config.task.name, width, fmt, _modulus_capacity(max(moduli)))
-    spec.validate()
+    specs = {text: _spec(config, text, width, _modulus_capacity(max(moduli)),
+                         "population.format" if pop.format else "task.format")
+             for text in formats}
 
     member_grid = list(itertools.product(pop.seeds, pop.data_seeds, moduli, pop.learning_rates, pop.weight_decays,
                                          digit_choices))
-    group_grid = list(itertools.product(pes, presets))
-    varying_group_fields = [f for f, values in zip(GROUP_FIELDS, (pes, presets)) if len(values) > 1]
+    group_grid = list(itertools.product(pes, presets, formats, dropouts))
+    varying_group_fields = [f for f, values in zip(GROUP_FIELDS, (pes, presets, formats, dropouts))
+                            if len(values) > 1]
 
     groups = []
-    for pe, preset in group_grid:
-        model_cfg = _model_config(config, preset, pe)
+    for pe, preset, text, dropout in group_grid:
+        spec = specs[text]
+        model_cfg = _model_config(config, preset, pe, dropout)
         model_cfg.validate(spec.vocab_size, spec.seq_len)
-        group_coords = {"pe": pe, "preset": preset}
-        name = ",".join(f"{f}={group_coords[f]}" for f in varying_group_fields) or "main"
+        group_coords = {"pe": pe, "preset": preset, "format": text, "dropout": dropout}
+        # A safe name: it keys the checkpoint's per-group state and names directories.
+        name = writers.safe_file_name(",".join(f"{f}={group_coords[f]}" for f in varying_group_fields)) or "main"
         members = []
         for seed, data_seed, p, lr, wd, n in member_grid:
             coords = {"seed": seed, "data_seed": data_seed, "lr": lr, "wd": wd, **group_coords}

@@ -21,6 +21,10 @@ BAD = [
     ({"population__learning_rates": [float("nan")]}, r"^population\.learning_rates: nan is not allowed"),
     ({"population__weight_decays": [-0.1]}, r"^population\.weight_decays: -0\.1 is not allowed"),
     ({"population__train_digits": [3]}, r'^population\.train_digits: is set, so task\.train_sampling must contain "\{n\}"'),
+    ({"population__dropout": [0.1, 1.0]}, r"^population\.dropout: 1\.0 is not allowed; must be a dropout rate in \[0, 1\)$"),
+    ({"population__dropout": [0.1, 0.1]}, r"^population\.dropout: \[0\.1, 0\.1\] repeats a value"),
+    ({"population__format": ["reversed", "pad=2/2"]}, r"^population\.format: pad=2/\.\. is narrower than the 3-digit operands"),
+    ({"population__format": ["reversed", "upside_down"]}, r"^population\.format: unknown flag 'upside_down'"),
     ({"train__steps": 0}, r"^train\.steps: 0 is not allowed; must be an integer >= 1$"),
     ({"train__batch_size": -4}, r"^train\.batch_size: -4 is not allowed"),
     ({"train__grad_clip": 0.0}, r"^train\.grad_clip: 0\.0 is not allowed; must be a number > 0$"),
@@ -50,6 +54,21 @@ def test_population_is_the_product_of_the_lists_grouped_by_static_shape():
         assert g.size == 2 * 2 * 2  # seeds x moduli x learning rates
         assert {(m["seed"], m["p"], m["lr"]) for m in g.members} == {
             (s, p, lr) for s in (0, 1) for p in (7, 11) for lr in (1e-3, 3e-3)}
+
+
+def test_layouts_and_dropout_rates_are_groups_of_one_invocation():
+    config = tiny_config(population__format=["pad=4/2,reverse_result,eos", "pad=4/2,reverse_result,bos,eos"],
+                         population__dropout=[0.0, 0.1])
+    groups = population.plan(config)
+    assert [g.name for g in groups] == [
+        "format=pad=4_2,reverse_result,eos,dropout=0.0", "format=pad=4_2,reverse_result,eos,dropout=0.1",
+        "format=pad=4_2,reverse_result,bos,eos,dropout=0.0", "format=pad=4_2,reverse_result,bos,eos,dropout=0.1"]
+    assert [(g.spec.format.bos, g.model.dropout) for g in groups] == [
+        (False, 0.0), (False, 0.1), (True, 0.0), (True, 0.1)]
+    assert [g.spec.seq_len for g in groups] == [13, 13, 14, 14]  # BOS adds one token
+    for g in groups:
+        assert {(m["format"], m["dropout"]) for m in g.members} == {(str(config.population.format[
+            int(g.spec.format.bos)]), g.model.dropout)}
 
 
 def test_training_lengths_fill_the_sampling_template_within_one_group():

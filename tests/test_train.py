@@ -152,3 +152,21 @@ def test_training_lengths_in_one_program_each_match_a_solo_run(tmp_path, source)
     i = next(k for k, m in enumerate(run.group.members) if m["train_digits"] == 2)
     for a, b in zip(jax.tree.leaves(_member(_params(result), i)), jax.tree.leaves(_member(_params(solo_result), 0))):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-3)  # one learning rate; see the test above
+
+
+def test_groups_of_layouts_and_dropout_rates_each_train_as_a_solo_run(tmp_path):
+    """population.format and population.dropout: one invocation, one group (program) per
+    combination, and each group's member trains exactly as the same config run alone."""
+    bos = "pad=4/2,reverse_result,bos,eos"
+    sweep = tiny_config(task__moduli=[11], population__format=["pad=4/2,reverse_result,eos", bos],
+                        population__dropout=[0.0, 0.2], train__steps=10, log__tensorboard=False)
+    result = train.train(sweep, str(tmp_path / "sweep"), console=False)
+    assert len(result.runs) == 4
+    assert {(r["group"], r["member"]["format"], r["member"]["dropout"]) for r in result.records} == {
+        (f"format={fmt.replace('/', '_')},dropout={d}", fmt, d) for fmt in sweep.population.format for d in (0.0, 0.2)}
+    solo = tiny_config(task__moduli=[11], task__format=bos, model__dropout=0.2, train__steps=10,
+                       log__tensorboard=False)
+    solo_result = train.train(solo, str(tmp_path / "solo"), console=False)
+    i = next(k for k, run in enumerate(result.runs) if run.group.name == "format=pad=4_2,reverse_result,bos,eos,dropout=0.2")
+    for a, b in zip(jax.tree.leaves(_params(result, i)), jax.tree.leaves(_params(solo_result))):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
