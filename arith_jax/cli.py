@@ -72,7 +72,15 @@ def cmd_train() -> None:
         # A rerun of a finished workdir trains nothing new: show what it measured then.
         records = result.records or report.latest_records(writers.read_results(FLAGS.workdir))
         print(report.format_table(records))
+        _print_published(FLAGS.workdir)
         print(f"report: {report.write_report(FLAGS.workdir)}")
+
+
+def _print_published(workdir: str) -> None:
+    from arith_jax import report
+    comparison = report.format_published(workdir)
+    if comparison:
+        print(f"\n{comparison}")
 
 
 def cmd_eval() -> None:
@@ -85,7 +93,9 @@ def cmd_eval() -> None:
 
 def cmd_report() -> None:
     from arith_jax import report
-    print(f"report: {report.write_report(FLAGS.workdir)}")
+    path = report.write_report(FLAGS.workdir)
+    _print_published(FLAGS.workdir)
+    print(f"report: {path}")
 
 
 def cmd_analyze() -> None:

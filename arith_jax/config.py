@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import ml_collections
 
-from arith_jax import default_config
+from arith_jax import default_config, published
 from arith_jax.data import SOURCES
 from arith_jax.errors import ConfigError
 
@@ -115,14 +115,20 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
     for text in p.format:
         if not isinstance(text, str):
             raise ConfigError("population.format", f"{text!r} is not allowed; each entry is a task.format string")
+    for text in p.train_sampling:
+        if not isinstance(text, str):
+            raise ConfigError("population.train_sampling",
+                              f"{text!r} is not allowed; each entry is a task.train_sampling string")
     for field in ("seeds", "data_seeds", "learning_rates", "weight_decays", "pe", "preset", "format", "dropout",
-                  "train_digits"):
+                  "train_sampling", "train_digits"):
         values = list(p[field])
         if len(set(values)) != len(values):
             raise ConfigError(f"population.{field}", f"{values} repeats a value; list each once")
-    if p.train_digits and "{n}" not in config.task.train_sampling:
-        raise ConfigError("population.train_digits",
-                          'is set, so task.train_sampling must contain "{n}" (e.g. "dn:{n}")')
+    sampling_field = "population.train_sampling" if p.train_sampling else "task.train_sampling"
+    for text in list(p.train_sampling) or [config.task.train_sampling]:
+        if p.train_digits and "{n}" not in text:
+            raise ConfigError("population.train_digits",
+                              f'is set, so {sampling_field} must contain "{{n}}" (e.g. "dn:{{n}}"), not {text!r}')
 
     if config.data.source not in SOURCES:
         raise ConfigError("data.source", f"{config.data.source!r} is not allowed; use one of {', '.join(SOURCES)}")
@@ -130,6 +136,8 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
         _int_at_least("data.size", config.data.size, 1)
     if config.data.source == "files" and not list(config.data.files):
         raise ConfigError("data.files", "is empty; data.source='files' needs at least one text file")
+
+    published.parse(config.report.published)
 
     e = config.eval
     _positive_ints("eval.lengths", e.lengths)

@@ -53,8 +53,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.abacus_max_offset = 100  # random offset range of Abacus digit positions in training
 
     # The population: the product of these lists. Members differing only in these values
-    # train in one compiled program, and so do members differing in `train_digits` (one
-    # sampler each); entries of `pe`, `preset`, `format` and `dropout` form separate groups
+    # train in one compiled program, and so do members differing in `train_sampling` or
+    # `train_digits` (one sampler each); entries of `pe`, `preset`, `format` and `dropout` form separate groups
     # (one compiled program each) in the same invocation.
     c.population = ml_collections.ConfigDict()
     c.population.seeds = (0,)
@@ -65,7 +65,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.population.preset = ()  # empty = (model.preset,)
     c.population.format = ()  # token layouts, e.g. ("pad=6/3,reverse_result,eos", "acl2025"); empty = (task.format,)
     c.population.dropout = ()  # e.g. (0.0, 0.1); empty = (model.dropout,)
-    c.population.train_digits = ()  # fills "{n}" in task.train_sampling; empty = as written
+    # Training distributions, one member each, in one program (e.g. the ACL-2025 training
+    # sets ("dn:4", "exact:4", "dn:4@0.5,dn:5@0.5")); empty = (task.train_sampling,).
+    c.population.train_sampling = ()
+    c.population.train_digits = ()  # fills "{n}" in the training sampling; empty = as written
 
     # Optimisation: AdamW, linear warmup, cosine decay to lr * final_lr_fraction.
     c.train = ml_collections.ConfigDict()
@@ -95,6 +98,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every = 1000  # steps (same rule); 0 = only at the end and on preemption
     c.checkpoint.keep = 2
+
+    # The published table(s) this experiment reproduces (arith_jax/published.py), e.g.
+    # "acl2025_mod_addition": `report` then prints measured vs published vs theory.
+    c.report = ml_collections.ConfigDict()
+    c.report.published = ""
 
     c.log = ml_collections.ConfigDict()
     c.log.every = 50  # steps between TensorBoard training scalars (progress prints every chunk)

@@ -32,8 +32,9 @@ class Group:
     name: str  # what distinguishes it from the other groups ("main" when alone)
     model: model_lib.ModelConfig
     spec: tasks.TaskSpec
-    samplings: tuple[tasks.Sampling, ...]  # the training lengths in use; members index them
+    samplings: tuple[tasks.Sampling, ...]  # the training distributions in use; members index them
     members: tuple[dict, ...]  # each member's full coordinates (seed, data_seed, p, lr, wd, ...)
+    sampling_indices: tuple[int, ...]  # per member: its entry of `samplings`
 
     @property
     def size(self) -> int:
@@ -43,19 +44,14 @@ class Group:
         return np.asarray([m[key] for m in self.members], dtype=dtype)
 
     def sampling_index(self, member: dict) -> int:
-        return self.samplings.index(self.sampling_of(member)) if len(self.samplings) > 1 else 0
+        return self.sampling_indices[self.members.index(member)]
 
     def sampling_of(self, member: dict) -> tasks.Sampling:
-        return self._by_digits[member.get("train_digits")]
+        return self.samplings[self.sampling_index(member)]
 
     def n_train(self, member: dict) -> int:
         """Longest trained operand: the "n" of equivalence accuracy and gcd(p, 10^n)/p."""
         return self.sampling_of(member).max_digits
-
-    @property
-    def _by_digits(self) -> dict:
-        digits = sorted({m.get("train_digits") for m in self.members}, key=lambda n: -1 if n is None else n)
-        return dict(zip(digits, self.samplings))
 
 
 def _moduli(config: ml_collections.ConfigDict) -> list[int]:
@@ -81,11 +77,10 @@ def _modulus_capacity(largest: int) -> int:
     return 10 ** len(str(largest - 1))
 
 
-def _sampling(config: ml_collections.ConfigDict, n: int | None) -> tasks.Sampling:
-    text = config.task.train_sampling
+def _sampling(text: str, n: int | None, field: str) -> tasks.Sampling:
     if n is not None:
         text = text.replace("{n}", str(n))
-    return tasks.Sampling.parse(text, field="task.train_sampling")
+    return tasks.Sampling.parse(text, field=field)
 
 
 def _model_config(config: ml_collections.ConfigDict, preset: str, pe: str,
@@ -119,10 +114,17 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
     formats = list(pop.format) or [config.task.format]
     dropouts = [config_lib.dropout_rate("population.dropout", d) for d in pop.dropout] or [config.model.dropout]
     digit_choices = sorted(pop.train_digits) or [None]
-    if pop.train_digits and config.data.source == "files":
-        raise ConfigError("population.train_digits", "has no effect with data.source='files' (the files are the "
+    sampling_field = "population.train_sampling" if pop.train_sampling else "task.train_sampling"
+    sampling_texts = list(pop.train_sampling) or [config.task.train_sampling]
+    for field in ("train_digits", "train_sampling"):
+        if pop[field] and config.data.source == "files":
+            raise ConfigError(f"population.{field}", "has no effect with data.source='files' (the files are the "
                                                      "training distribution); leave it empty")
-    samplings = tuple(_sampling(config, n) for n in digit_choices)
+    # Every member's training distribution; members share the group's program and pick
+    # their sampler by index, so equal distributions share one sampler.
+    member_samplings = {(text, n): _sampling(text, n, sampling_field) for text in sampling_texts
+                        for n in digit_choices}
+    samplings = tuple(dict.fromkeys(member_samplings.values()))
     longest = max([s.max_digits for s in samplings] + list(config.eval.lengths))
     width = config.task.width or longest
     if width < longest:
@@ -133,7 +135,7 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
              for text in formats}
 
     member_grid = list(itertools.product(pop.seeds, pop.data_seeds, moduli, pop.learning_rates, pop.weight_decays,
-                                         digit_choices))
+                                         sampling_texts, digit_choices))
     group_grid = list(itertools.product(pes, presets, formats, dropouts))
     varying_group_fields = [f for f, values in zip(GROUP_FIELDS, (pes, presets, formats, dropouts))
                             if len(values) > 1]
@@ -146,15 +148,18 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
         group_coords = {"pe": pe, "preset": preset, "format": text, "dropout": dropout}
         # A safe name: it keys the checkpoint's per-group state and names directories.
         name = writers.safe_file_name(",".join(f"{f}={group_coords[f]}" for f in varying_group_fields)) or "main"
-        members = []
-        for seed, data_seed, p, lr, wd, n in member_grid:
+        members, indices = [], []
+        for seed, data_seed, p, lr, wd, text, n in member_grid:
             coords = {"seed": seed, "data_seed": data_seed, "lr": lr, "wd": wd, **group_coords}
             if p:
                 coords["p"] = p
+            if pop.train_sampling:
+                coords["train_sampling"] = text
             if n is not None:
                 coords["train_digits"] = n
             members.append(coords)
-        groups.append(Group(name, model_cfg, spec, samplings, tuple(members)))
+            indices.append(samplings.index(member_samplings[text, n]))
+        groups.append(Group(name, model_cfg, spec, samplings, tuple(members), tuple(indices)))
     return groups
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from arith_jax import published
 from arith_jax.errors import ConfigError
 from arith_jax.writers import (
     RESULTS_FILE,
@@ -232,6 +233,56 @@ def format_table(records: Iterable[Mapping], metric: str = "acc") -> str:
     return "\n\n".join(sections)
 
 
+def published_comparison(records: Iterable[Mapping], table_name: str,
+                         train_sampling: str) -> tuple[str, list[str], list[list[str]]]:
+    """(title, header, rows): per configuration, measured (mean ± std over seeds, worst seed
+    in brackets), the published value and, for exact match of modular tasks, the theory."""
+    table = published.TABLES[table_name]
+    lengths, rows = set(), []
+    group_tables = _group_tables(records)
+    for group in group_tables:
+        for c in group.configurations:
+            published_L = table.rows.get(table.row_key(c.config, train_sampling), {})
+            measured = {n: c.measurements(table.metric, n) for n in group.lengths}
+            lengths |= {n for n, values in measured.items() if values}
+            theory_L = group.theory.get(c.theory_key, {}) if table.metric == "acc" else {}
+            label = c.label if len(group_tables) == 1 else f"{group.group}: {c.label}"
+            rows.append((label, len(c.members), measured, published_L, theory_L))
+    lengths = sorted(lengths)
+    header = ["configuration", "n", "", *(str(n) for n in lengths)]
+    out = []
+    for label, count, measured, published_L, theory_L in rows:
+        out.append([label, str(count), "measured", *(_worst_cell(measured.get(n, [])) for n in lengths)])
+        out.append(["", "", "published", *(_published_percent(published_L.get(n)) for n in lengths)])
+        if theory_L:
+            out.append(["", "", "theory", *(_percent(theory_L.get(n)) for n in lengths)])
+    title = f"{METRIC_TITLES[table.metric]} (%): measured vs published, {table.source}"
+    if table.note:
+        title += f" ({table.note})"
+    return title, header, out
+
+
+def _worst_cell(values: Sequence[float]) -> str:
+    if len(values) < 2:
+        return _cell(values)
+    return f"{_cell(values)} [{_percent(min(values))}]"
+
+
+def _published_percent(value: float | None) -> str:
+    return "-" if value is None else _percent(value / 100)
+
+
+def format_published(workdir: str) -> str:
+    """The comparison tables of the workdir config's report.published, for a console."""
+    records, config = latest_records(read_results(workdir)), _read_config(workdir)
+    sampling = config.get("task", {}).get("train_sampling", "")
+    sections = []
+    for name in published.parse(config.get("report", {}).get("published", "")):
+        title, header, rows = published_comparison(records, name, sampling)
+        sections.append(f"{title}\n{_plain_table(header, rows)}")
+    return "\n\n".join(sections)
+
+
 def _accuracy_plot(table: _GroupTable) -> bytes:
     """Accuracy vs operand length: a line per configuration with a ±std band over its
     members, the theory dashed in the colour of its modulus' first configuration."""
@@ -308,7 +359,8 @@ def write_report(workdir: str) -> str:
             f"{workdir} has no evaluation results yet ({RESULTS_FILE} is missing or empty); "
             "report after the first evaluation",
         )
-    task_config = _read_config(workdir).get("task", {})
+    config = _read_config(workdir)
+    task_config = config.get("task", {})
     task = task_config.get("name", records[0]["task"])
     report_dir = os.path.join(workdir, REPORT_DIR)
     os.makedirs(report_dir, exist_ok=True)
@@ -327,6 +379,10 @@ def write_report(workdir: str) -> str:
         "prediction of Xu et al. (ACL 2025) for a model that only uses the operands' last "
         "n_train digits; asymptotic: gcd(p, 10^n_train)/p.",
     ]
+    for name in published.parse(config.get("report", {}).get("published", "")):
+        title, header, rows = published_comparison(records, name, sampling or "")
+        lines += ["", f"## {title}", "", "Measured: mean ± std over seeds [worst seed].", "",
+                  _markdown_table(header, rows)]
     for table in tables:
         lines += ["", f"## {_group_title(table).capitalize()} ({_steps_text(table)})"]
         for metric in METRIC_TITLES:

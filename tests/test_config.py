@@ -25,6 +25,9 @@ BAD = [
     ({"population__dropout": [0.1, 0.1]}, r"^population\.dropout: \[0\.1, 0\.1\] repeats a value"),
     ({"population__format": ["reversed", "pad=2/2"]}, r"^population\.format: pad=2/\.\. is narrower than the 3-digit operands"),
     ({"population__format": ["reversed", "upside_down"]}, r"^population\.format: unknown flag 'upside_down'"),
+    ({"population__train_sampling": ["dn:2", "dn:x"]}, r"^population\.train_sampling: bad component 'dn:x'"),
+    ({"population__train_sampling": ["dn:{n}", "exact:2"], "population__train_digits": [1, 2]},
+     r'^population\.train_digits: is set, so population\.train_sampling must contain "\{n\}" \(e\.g\. "dn:\{n\}"\), not \'exact:2\'$'),
     ({"train__steps": 0}, r"^train\.steps: 0 is not allowed; must be an integer >= 1$"),
     ({"train__batch_size": -4}, r"^train\.batch_size: -4 is not allowed"),
     ({"train__grad_clip": 0.0}, r"^train\.grad_clip: 0\.0 is not allowed; must be a number > 0$"),
@@ -77,6 +80,20 @@ def test_training_lengths_fill_the_sampling_template_within_one_group():
     assert [str(s) for s in group.samplings] == ["dn:1@1", "dn:2@1"]
     assert sorted((m["p"], m["train_digits"], group.n_train(m), group.sampling_index(m)) for m in group.members) == [
         (7, 1, 1, 0), (7, 2, 2, 1), (11, 1, 1, 0), (11, 2, 2, 1)]
+
+
+def test_training_distributions_are_members_of_one_group():
+    config = tiny_config(population__train_sampling=["dn:{n}", "exact:{n}"], population__train_digits=[1, 2],
+                         task__moduli=[7])
+    (group,) = population.plan(config)
+    assert [str(s) for s in group.samplings] == ["dn:1@1", "dn:2@1", "exact:1@1", "exact:2@1"]
+    assert sorted((m["train_sampling"], m["train_digits"], group.sampling_index(m), group.n_train(m))
+                  for m in group.members) == [
+        ("dn:{n}", 1, 0, 1), ("dn:{n}", 2, 1, 2), ("exact:{n}", 1, 2, 1), ("exact:{n}", 2, 3, 2)]
+    mixtures = tiny_config(population__train_sampling=["dn:2", "dn:1@0.5,dn:2@0.5"], task__moduli=[7])
+    (group,) = population.plan(mixtures)
+    assert [(m["train_sampling"], str(group.sampling_of(m)), group.n_train(m)) for m in group.members] == [
+        ("dn:2", "dn:2@1", 2), ("dn:1@0.5,dn:2@0.5", "dn:1@0.5,dn:2@0.5", 2)]
 
 
 def test_cli_reports_a_bad_override_in_one_line_and_writes_nothing(tmp_path):

@@ -171,3 +171,49 @@ def test_format_table_has_one_section_per_group_and_labels_what_varies_in_it():
     for section in sections:
         labels = [row.split("  ")[0].strip() for row in section.splitlines()[2:]]
         assert labels == ["lr=0.0003", "lr=0.001", "theory p=101"]
+
+
+def _published_workdir(path, published, train_sampling="below:2"):
+    with open(os.path.join(path, "config.json"), "w") as file:
+        json.dump({"task": {"name": "mod_add", "train_sampling": train_sampling}, "report": {"published": published}},
+                  file)
+    writers.ResultsWriter(str(path)).append(make_records(FINAL_STEP))
+    return str(path)
+
+
+def test_report_puts_the_published_table_beside_measured_and_theory(tmp_path):
+    workdir = _published_workdir(tmp_path, "acl2025_mod_addition")
+    title, header, *rows = report.format_published(workdir).splitlines()
+    assert title.startswith("Exact-match accuracy (%): measured vs published, Xu et al., ACL 2025, modular addition")
+    assert header.split() == ["configuration", "n", "1", "2", "3", "4", "5", "6"]
+    cells = [re.split(r"\s{2,}", row.strip()) for row in rows]
+    worst = lambda p, n: f"{expected_cell(p, n)} [{100 * min(acc(p, s, n) for s in SEEDS):.1f}]"
+    assert cells[0] == ["p=100", "3", "measured", *(worst(100, n) for n in LENGTHS)]
+    assert cells[1] == ["published", "-", "-", "-", "100.0", "100.0", "100.0"]
+    assert cells[2] == ["theory", "100.0", "100.0", "100.0", "100.0", "100.0", "100.0"]
+    assert cells[4] == ["published", "-", "-", "-", "100.0", "0.0", "1.2"]  # p=101: 0 at 5, 1.2 at 6
+    assert cells[5] == ["theory", "100.0", "100.0", "0.99", "0.99", "0.99", "0.99"]
+    with open(report.write_report(workdir)) as file:
+        text = file.read()
+    assert "## Exact-match accuracy (%): measured vs published, Xu et al., ACL 2025" in text
+    assert "| p=101 | 3 | measured | " in text and "|  |  | published | - | - | - | 100.0 | 0.0 | 1.2 |" in text
+
+
+def test_published_rows_match_members_by_training_distribution(tmp_path):
+    from arith_jax import published
+    table = published.TABLES["acl2025_addition"]
+    assert table.row_key({"train_digits": 4}, "dn:{n}") == "dn:4@1"
+    assert table.row_key({"train_sampling": "dn:4@1,dn:5@1"}, "below:2") == "dn:4@0.5,dn:5@0.5"
+    assert table.row_key({"train_sampling": "exact:4"}, "below:2") == "exact:4@1"
+    assert table.row_key({"train_sampling": "dn:9"}, "below:2") is None
+    # No published row: measured and theory only, published dashes.
+    workdir = _published_workdir(tmp_path, "acl2025_addition")
+    rows = report.format_published(workdir).splitlines()[2:]
+    assert re.split(r"\s{2,}", rows[1].strip()) == ["published"] + ["-"] * 6
+
+
+def test_an_unknown_published_table_is_a_one_line_error():
+    from arith_jax import population
+    from tiny_config import tiny_config
+    with pytest.raises(ConfigError, match=r"^report\.published: unknown table 'acl2026'; allowed: acl2025_mod_addition, "):
+        population.plan(tiny_config(report__published="acl2025_addition,acl2026"))
