@@ -7,8 +7,10 @@ model.ModelConfig.validate); this module checks the rest and calls those.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import os
 from typing import Any, Iterable
 
 import ml_collections
@@ -20,6 +22,16 @@ from arith_jax.errors import ConfigError
 
 def default() -> ml_collections.ConfigDict:
     return default_config.get_config()
+
+
+def sibling(config_file: str, name: str) -> ml_collections.ConfigDict:
+    """get_config() of the config file `name` beside `config_file`: a CPU-size config builds
+    on its paper-size sibling (config files are loaded by path, not imported as a package)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(config_file)), name)
+    spec = importlib.util.spec_from_file_location(f"arith_jax_config_{name.removesuffix('.py')}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:
@@ -103,6 +115,7 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
     _float_in("train.b1", t.b1, 0.0, 0.999999, "in [0, 1)")
     _float_in("train.b2", t.b2, 0.0, 0.999999, "in [0, 1)")
     _float_in("train.grad_clip", t.grad_clip, 1e-12, math.inf, "a number > 0")
+    _float_in("train.ema_decay", t.ema_decay, 0.0, 0.999999, "in [0, 1) (0 = no moving average)")
 
     p = config.population
     _ints("population.seeds", p.seeds)

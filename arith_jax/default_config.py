@@ -79,6 +79,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.b1 = 0.9
     c.train.b2 = 0.99
     c.train.grad_clip = 1.0
+    # > 0: evaluate (and analyse) an exponential moving average of the parameters with this
+    # decay instead of the last iterate; the average is part of the checkpoint.
+    c.train.ema_decay = 0.0
     c.train.steps_per_dispatch = 50  # steps fused into one lax.scan per device call
 
     # Where examples come from: online (fresh each step) | finite (fixed set) | files (grain).

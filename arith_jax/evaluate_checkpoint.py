@@ -72,7 +72,7 @@ def analyze_members(config, workdir: str, only: str = "") -> list[str]:
         raise ConfigError("--member", f"{only!r} is not a member of {workdir}; members: {', '.join(known)}")
     paths = []
     for run in runs:
-        params = jax.device_get(run.state["params"])
+        params = jax.device_get(train.eval_params(run.state))
         for i, (name, member) in enumerate(zip(run.names, run.group.members)):
             if only and name != only:
                 continue

@@ -103,6 +103,11 @@ TABLES = {
         key="train", metric="acc",
         rows=_by_sampling({"below:3": _lengths([100, 100, 100, 0])}),
         note="the paper reports ~100% in distribution and 0% exact on 4-digit operands"),
+    "ijcai2024_multiplication_equivalence": PublishedTable(
+        source="Xu et al., IJCAI 2024, equivalence accuracy of 3-digit multiplication on 4-digit operands",
+        key="train", metric="equiv_acc",
+        rows=_by_sampling({"below:3": {4: 100}}),
+        note="the paper reports ~100%"),
 }
 
 # A config's report.published names one table or several (comma-separated), e.g.

@@ -52,6 +52,7 @@ class Static:
     grad_clip: float
     decode: bool
     mesh_shape: tuple[int, int]
+    ema_decay: float = 0.0  # > 0: keep an exponential moving average of the parameters, evaluated
 
 
 def lr_multiplier(step, warmup, total, final_fraction):
@@ -89,6 +90,20 @@ def _select(keep, new, old):
     return jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)
 
 
+def ema_update(ema, params, step, decay: float):
+    """One step of the parameters' moving average. The decay ramps up as (1 + t) / (10 + t)
+    (TensorFlow's ExponentialMovingAverage with num_updates), so the average forgets the
+    random initialisation within the first hundreds of steps."""
+    step = step.astype(jnp.float32)
+    d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+    return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
+
+
+def eval_params(state: dict):
+    """The parameters that evaluation reads: the moving average when the run keeps one."""
+    return state.get("ema", state["params"])
+
+
 # ---------------------------------------------------------------------------------------
 # The compiled programs of one group.
 
@@ -124,8 +139,11 @@ class GroupProgram:
         def one(seed):
             key = jax.random.PRNGKey(seed)
             _, params = model_lib.init(self.static.model, self.static.spec.vocab_size, jax.random.fold_in(key, 0))
-            return {"params": params, "opt": self.tx.init(params), "frozen": jnp.zeros((), bool),
-                    "dropout_key": jax.random.fold_in(key, 1)}
+            state = {"params": params, "opt": self.tx.init(params), "frozen": jnp.zeros((), bool),
+                     "dropout_key": jax.random.fold_in(key, 1)}
+            if self.static.ema_decay:
+                state["ema"] = params
+            return state
         return jax.vmap(one)(seeds_M)
 
     # -- one member, one step ----------------------------------------------------------
@@ -165,6 +183,10 @@ class GroupProgram:
                                                     state["dropout_key"], hyper["data_key"], hyper,
                                                     member_data, host_step, step)
             new = dict(state, params=params, opt=opt, frozen=frozen)
+            if self.static.ema_decay:
+                # A frozen member's average stops with its parameters.
+                average = lambda f, e, p: _select(f, e, ema_update(e, p, step, self.static.ema_decay))
+                new["ema"] = jax.vmap(average, spmd_axis_name=sharding.POP)(frozen, state["ema"], params)
             return new, dict(metrics, frozen=frozen)
 
         return jax.lax.scan(body, state, (steps_K, host_chunk_KxM))
@@ -216,7 +238,7 @@ def _static(group: Group, config: ml_collections.ConfigDict, num_members: int) -
     return Static(model=group.model, spec=group.spec, samplings=group.samplings,
                   source_kind=config.data.source, source_size=config.data.size, batch_size=config.train.batch_size,
                   num_members=num_members, b1=config.train.b1, b2=config.train.b2,
-                  grad_clip=config.train.grad_clip, decode=config.eval.decode,
+                  grad_clip=config.train.grad_clip, decode=config.eval.decode, ema_decay=config.train.ema_decay,
                   mesh_shape=sharding.mesh_shape(num_members, config.train.batch_size, jax.device_count()))
 
 
@@ -276,7 +298,7 @@ def evaluate_runs(runs: list[GroupRun], step: int, task: str) -> list[dict]:
     for run in runs:
         for length, (a, b) in sorted(run.eval_sets.items()):
             a_dev, b_dev = (sharding.put_replicated(x, run.program.mesh) for x in (a, b))
-            metrics = jax.device_get(run.program.eval_length(run.state["params"], run.hyper["modulus"],
+            metrics = jax.device_get(run.program.eval_length(eval_params(run.state), run.hyper["modulus"],
                                                              run.hyper["n_train"], a_dev, b_dev))
             for i, member in enumerate(run.group.members):
                 p, n_train = member.get("p"), run.group.n_train(member)

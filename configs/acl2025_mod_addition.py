@@ -1,6 +1,8 @@
 """Xu et al. (ACL 2025), modular addition table: trained on 4-digit operands (D_4), tested on
-i = 1..9 digits, for p in {100, 101, 150, 51}; APE (learned absolute), the paper's 6x6x384
-nanoGPT, operands padded to 20 digits and the result reversed. Sized for an accelerator.
+i = 1..9 digits, for p in {50, 51, 100, 101, 150, 151, 200, 201}; APE (learned absolute), the
+paper's 6x6x384 nanoGPT, operands padded to 20 digits and the result reversed. Sized for an
+accelerator; configs/acl2025_mod_addition_cpu.py is the CPU size. `report` prints the
+published table beside the run's.
 
     arith-jax train --config=configs/acl2025_mod_addition.py --workdir=runs/acl_mod
 """
@@ -11,7 +13,7 @@ from arith_jax.default_config import get_config as base
 def get_config():
     c = base()
     c.task.name = "mod_add"
-    c.task.moduli = (100, 101, 150, 51)
+    c.task.moduli = (50, 51, 100, 101, 150, 151, 200, 201)
     c.task.train_sampling = "dn:4"
     c.task.format = "acl2025"
     c.model.preset = "acl2025"
@@ -32,4 +34,5 @@ def get_config():
     c.eval.every = 2000
     c.eval.examples_per_length = 1000
     c.checkpoint.every = 2000
+    c.report.published = "acl2025_mod_addition"
     return c

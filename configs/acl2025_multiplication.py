@@ -1,23 +1,27 @@
-"""Xu et al. (ACL 2025), APE multiplication by training set: D_2 and D_3, tested on 1..4
-digits (the paper's 4x4x128 "micro" size), dropout 0.1.
+"""Xu et al. (ACL 2025), APE multiplication by training set: D12, D2, D3, D34 and D234,
+members of one program, tested on 1..4 digits (the paper's 4x4x128 "micro" size), dropout
+0.1; configs/acl2025_multiplication_cpu.py is the CPU size.
 
     arith-jax train --config=configs/acl2025_multiplication.py --workdir=runs/acl_mul
 """
 
 from arith_jax.default_config import get_config as base
 
+# D12, D2, D3, D34, D234 (even mixtures of D_n).
+ACL2025_MULTIPLICATION_SETS = ("dn:1@0.5,dn:2@0.5", "dn:2", "dn:3", "dn:3@0.5,dn:4@0.5", "dn:2@1,dn:3@1,dn:4@1")
+
 
 def get_config():
     c = base()
     c.task.name = "mul"
-    c.task.train_sampling = "dn:{n}"
+    c.task.train_sampling = "dn:2"
     c.task.format = "acl2025"
     c.model.preset = "micro"
     c.model.pe = "learned"
     c.model.dropout = 0.1
     c.population.seeds = (0, 1, 2)
     c.population.weight_decays = (0.1,)
-    c.population.train_digits = (2, 3)
+    c.population.train_sampling = ACL2025_MULTIPLICATION_SETS
     c.train.steps = 20000
     c.train.steps_per_dispatch = 200
     c.data.source = "finite"
@@ -26,4 +30,5 @@ def get_config():
     c.eval.every = 2000
     c.eval.examples_per_length = 1000
     c.checkpoint.every = 2000
+    c.report.published = "acl2025_multiplication"
     return c

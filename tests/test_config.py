@@ -1,7 +1,9 @@
 """Bad input gets one line naming the field, before anything compiles."""
 
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +107,19 @@ def test_cli_reports_a_bad_override_in_one_line_and_writes_nothing(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: task.moduli: modulus 1 is not allowed; each modulus must be an integer in [2, 1000000]")
     assert not workdir.exists()
+
+
+SHIPPED_CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=[p.name for p in SHIPPED_CONFIGS])
+def test_every_shipped_config_plans_and_names_real_published_tables(path):
+    spec = importlib.util.spec_from_file_location(f"shipped_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    groups = population.plan(config)  # validates every field, as `train` does before compiling
+    assert groups and all(g.size >= 1 for g in groups)
+    if path.stem.startswith(("acl2025_", "ijcai2024_")) and "mod_multiplication" not in path.stem \
+            and "table1" not in path.stem:
+        assert config.report.published, f"{path.name} reproduces a published table; name it in report.published"
