@@ -72,6 +72,9 @@ def cmd_train() -> None:
         # A rerun of a finished workdir trains nothing new: show what it measured then.
         records = result.records or report.latest_records(writers.read_results(FLAGS.workdir))
         print(report.format_table(records))
+        equivalence = report.format_table(records, "equiv_acc")  # the mechanism, when decoded
+        if equivalence:
+            print(f"\n{equivalence}")
         _print_published(FLAGS.workdir)
         print(f"report: {report.write_report(FLAGS.workdir)}")
 

@@ -118,8 +118,8 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
     sampling_texts = list(pop.train_sampling) or [config.task.train_sampling]
     for field in ("train_digits", "train_sampling"):
         if pop[field] and config.data.source == "files":
-            raise ConfigError(f"population.{field}", "has no effect with data.source='files' (the files are the "
-                                                     "training distribution); leave it empty")
+            raise ConfigError(f"population.{field}", "has no effect with data.source='files' (the files "
+                                                     "are the training distribution); leave it empty")
     # Every member's training distribution; members share the group's program and pick
     # their sampler by index, so equal distributions share one sampler.
     member_samplings = {(text, n): _sampling(text, n, sampling_field) for text in sampling_texts
@@ -141,24 +141,24 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
                             if len(values) > 1]
 
     groups = []
-    for pe, preset, text, dropout in group_grid:
-        spec = specs[text]
+    for pe, preset, format_text, dropout in group_grid:
+        spec = specs[format_text]
         model_cfg = _model_config(config, preset, pe, dropout)
         model_cfg.validate(spec.vocab_size, spec.seq_len)
-        group_coords = {"pe": pe, "preset": preset, "format": text, "dropout": dropout}
+        group_coords = {"pe": pe, "preset": preset, "format": format_text, "dropout": dropout}
         # A safe name: it keys the checkpoint's per-group state and names directories.
         name = writers.safe_file_name(",".join(f"{f}={group_coords[f]}" for f in varying_group_fields)) or "main"
         members, indices = [], []
-        for seed, data_seed, p, lr, wd, text, n in member_grid:
+        for seed, data_seed, p, lr, wd, sampling_text, n in member_grid:
             coords = {"seed": seed, "data_seed": data_seed, "lr": lr, "wd": wd, **group_coords}
             if p:
                 coords["p"] = p
             if pop.train_sampling:
-                coords["train_sampling"] = text
+                coords["train_sampling"] = sampling_text
             if n is not None:
                 coords["train_digits"] = n
             members.append(coords)
-            indices.append(samplings.index(member_samplings[text, n]))
+            indices.append(samplings.index(member_samplings[sampling_text, n]))
         groups.append(Group(name, model_cfg, spec, samplings, tuple(members), tuple(indices)))
     return groups
 

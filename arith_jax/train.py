@@ -49,6 +49,7 @@ class Static:
     num_members: int
     b1: float
     b2: float
+    eps: float
     grad_clip: float
     decode: bool
     mesh_shape: tuple[int, int]
@@ -73,7 +74,8 @@ def make_optimizer(static: Static) -> optax.GradientTransformation:
         optax.clip_by_global_norm(static.grad_clip),
         # `mask` is a callable, which inject_hyperparams would otherwise take for a schedule.
         optax.inject_hyperparams(optax.adamw, static_args=("mask",))(
-            learning_rate=0.0, weight_decay=0.0, b1=static.b1, b2=static.b2, mask=decay_matrices_only))
+            learning_rate=0.0, weight_decay=0.0, b1=static.b1, b2=static.b2, eps=static.eps,
+            mask=decay_matrices_only))
 
 
 def _with_hyperparams(opt_state, lr, wd):
@@ -238,6 +240,7 @@ def _static(group: Group, config: ml_collections.ConfigDict, num_members: int) -
     return Static(model=group.model, spec=group.spec, samplings=group.samplings,
                   source_kind=config.data.source, source_size=config.data.size, batch_size=config.train.batch_size,
                   num_members=num_members, b1=config.train.b1, b2=config.train.b2,
+                  eps=config.train.eps,
                   grad_clip=config.train.grad_clip, decode=config.eval.decode, ema_decay=config.train.ema_decay,
                   mesh_shape=sharding.mesh_shape(num_members, config.train.batch_size, jax.device_count()))
 

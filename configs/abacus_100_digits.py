@@ -16,6 +16,7 @@ def get_config():
     c.model.preset = "mini"
     c.model.pe = "abacus"
     c.population.seeds = (0, 1, 2, 3)
+    c.population.learning_rates = (1e-3,)
     c.population.weight_decays = (0.1,)
     c.train.steps = 50000
     c.train.batch_size = 256

@@ -21,6 +21,7 @@ def get_config():
     c.model.pe = "learned"
     c.model.dropout = 0.1
     c.population.seeds = (0, 1, 2)
+    c.population.learning_rates = (1e-3,)
     c.population.weight_decays = (0.1,)
     c.train.steps = 20000
     c.train.steps_per_dispatch = 200

@@ -22,6 +22,7 @@ def get_config():
     c.model.randomized_positions = True
     c.model.max_positions = 2048
     c.population.seeds = (0, 1, 2, 3, 4, 5, 6, 7)  # results vary a lot by seed in the paper
+    c.population.learning_rates = (1e-3,)
     c.population.weight_decays = (0.1,)
     c.train.steps = 50000
     c.train.batch_size = 256

@@ -15,6 +15,7 @@ def get_config():
     c.model.preset = "micro"
     c.population.pe = ("none", "learned", "sinusoidal", "rope", "alibi", "t5", "fire", "abacus")
     c.population.seeds = (0, 1)
+    c.population.learning_rates = (1e-3,)
     c.population.weight_decays = (0.1,)
     c.train.steps = 20000
     c.train.steps_per_dispatch = 200

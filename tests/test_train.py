@@ -1,6 +1,7 @@
 """Population training: members train independently, values never recompile, NaN freezes."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -120,6 +121,10 @@ def test_default_run_shortened_ends_with_the_accuracy_table(tmp_path):
     out = proc.stdout
     assert "p=100" in out and "p=101" in out
     assert "theory" in out.lower()
+    # Both tables, each with a row per modulus over the default's three seeds.
+    assert "Exact-match accuracy (%) by operand digits, group main, step 20" in out
+    assert "Equivalence accuracy (%) by operand digits, group main, step 20" in out
+    assert len(re.findall(r"^p=10[01]\s+3\s", out, flags=re.M)) == 4
     assert (tmp_path / "default" / "report" / "report.md").exists()
     assert (tmp_path / "default" / "results.jsonl").exists()
 

@@ -8,6 +8,10 @@ def tiny_config(**overrides):
     c.task.moduli = (7, 11)
     c.task.train_sampling = "below:2"
     c.task.format = "pad=4/2,reverse_result,eos"
+    # Pinned here, not taken from the embedded default, whose recipe may change.
+    c.population.seeds = (0,)
+    c.population.learning_rates = (1e-3,)
+    c.population.weight_decays = (1.0,)
     c.model.num_layers = 1
     c.model.num_heads = 2
     c.model.d_model = 16
