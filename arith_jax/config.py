@@ -126,13 +126,10 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
     _positive_ints("population.train_digits", p.train_digits, allow_empty=True)
     for rate in p.dropout:
         dropout_rate("population.dropout", rate)
-    for text in p.format:
-        if not isinstance(text, str):
-            raise ConfigError("population.format", f"{text!r} is not allowed; each entry is a task.format string")
-    for text in p.train_sampling:
-        if not isinstance(text, str):
-            raise ConfigError("population.train_sampling",
-                              f"{text!r} is not allowed; each entry is a task.train_sampling string")
+    for field in ("format", "train_sampling"):  # strings as task.<field> takes them
+        for text in p[field]:
+            if not isinstance(text, str):
+                raise ConfigError(f"population.{field}", f"{text!r} is not allowed; each entry is a task.{field} string")
     for field in ("seeds", "data_seeds", "learning_rates", "weight_decays", "pe", "preset", "format", "dropout",
                   "train_sampling", "train_digits"):
         values = list(p[field])

@@ -53,7 +53,7 @@ class Static:
     grad_clip: float
     decode: bool
     mesh_shape: tuple[int, int]
-    ema_decay: float = 0.0  # > 0: keep an exponential moving average of the parameters, evaluated
+    ema_decay: float = 0.0  # > 0: evaluate a moving average of the parameters, not the last iterate
 
 
 def lr_multiplier(step, warmup, total, final_fraction):

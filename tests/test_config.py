@@ -26,6 +26,7 @@ BAD = [
     ({"population__dropout": [0.1, 1.0]}, r"^population\.dropout: 1\.0 is not allowed; must be a dropout rate in \[0, 1\)$"),
     ({"population__dropout": [0.1, 0.1]}, r"^population\.dropout: \[0\.1, 0\.1\] repeats a value"),
     ({"population__format": ["reversed", "pad=2/2"]}, r"^population\.format: pad=2/\.\. is narrower than the 3-digit operands"),
+    ({"population__format": ["reversed", 3]}, r"^population\.format: 3 is not allowed; each entry is a task\.format string$"),
     ({"population__format": ["reversed", "upside_down"]}, r"^population\.format: unknown flag 'upside_down'"),
     ({"population__train_sampling": ["dn:2", "dn:x"]}, r"^population\.train_sampling: bad component 'dn:x'"),
     ({"population__train_sampling": ["dn:{n}", "exact:2"], "population__train_digits": [1, 2]},
