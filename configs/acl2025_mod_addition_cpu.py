@@ -2,7 +2,9 @@
 below 10^2 zero-padded to 6 digits, the result reversed) for all eight moduli of the ACL-2025
 table, 3 seeds, tested on 1..6 digits. Trained on n = 2 digits instead of the paper's 4, so
 the theory's limits are gcd(p, 10^2)/p: the same as the paper's for p in {50, 51, 100, 101,
-150, 151, 201}, and 50% instead of 100% for p = 200 (200 does not divide 10^2).
+150, 151, 201}, and 50% instead of 100% for p = 200 (200 does not divide 10^2). Every
+training sum is below 200, so p = 200 and p = 201 are plain addition in distribution and
+their members of one seed train to the same model (docs/results.md, section 2b: 17 minutes).
 
     arith-jax train --config=configs/acl2025_mod_addition_cpu.py --workdir=runs/acl_mod_cpu
 """
