@@ -51,6 +51,23 @@ def _lengths(values, start=1) -> dict:
     return {start + i: v for i, v in enumerate(values)}
 
 
+def _ijcai2024(task: str, model: str) -> dict:
+    """IJCAI 2024's two results for 3-digit `task`: exact match (~100% in distribution, 0% on
+    4-digit operands) and equivalence accuracy on 4-digit operands (~100%)."""
+    return {
+        f"ijcai2024_{task}": PublishedTable(
+            source=f"Xu et al., IJCAI 2024, 3-digit {task} ({model}, learned positions)",
+            key="train", metric="acc",
+            rows=_by_sampling({"below:3": _lengths([100, 100, 100, 0])}),
+            note="the paper reports ~100% in distribution and 0% exact on 4-digit operands"),
+        f"ijcai2024_{task}_equivalence": PublishedTable(
+            source=f"Xu et al., IJCAI 2024, equivalence accuracy of 3-digit {task} on 4-digit operands",
+            key="train", metric="equiv_acc",
+            rows=_by_sampling({"below:3": {4: 100}}),
+            note="the paper reports ~100%"),
+    }
+
+
 TABLES = {
     "acl2025_mod_addition": PublishedTable(
         source="Xu et al., ACL 2025, modular addition trained on 4-digit operands (APE, 10.7M)",
@@ -88,26 +105,8 @@ TABLES = {
             "dn:3": _lengths([100, 96.4, 99.0, 0]),
             "dn:3@0.5,dn:4@0.5": _lengths([80, 9.9, 97.2, 1.3]),
             "dn:2@1,dn:3@1,dn:4@1": _lengths([100, 100, 98.9, 80.5])})),
-    "ijcai2024_addition": PublishedTable(
-        source="Xu et al., IJCAI 2024, 3-digit addition (nano, learned positions)",
-        key="train", metric="acc",
-        rows=_by_sampling({"below:3": _lengths([100, 100, 100, 0])}),
-        note="the paper reports ~100% in distribution and 0% exact on 4-digit operands"),
-    "ijcai2024_addition_equivalence": PublishedTable(
-        source="Xu et al., IJCAI 2024, equivalence accuracy of 3-digit addition on 4-digit operands",
-        key="train", metric="equiv_acc",
-        rows=_by_sampling({"below:3": {4: 100}}),
-        note="the paper reports ~100%"),
-    "ijcai2024_multiplication": PublishedTable(
-        source="Xu et al., IJCAI 2024, 3-digit multiplication (mini, learned positions)",
-        key="train", metric="acc",
-        rows=_by_sampling({"below:3": _lengths([100, 100, 100, 0])}),
-        note="the paper reports ~100% in distribution and 0% exact on 4-digit operands"),
-    "ijcai2024_multiplication_equivalence": PublishedTable(
-        source="Xu et al., IJCAI 2024, equivalence accuracy of 3-digit multiplication on 4-digit operands",
-        key="train", metric="equiv_acc",
-        rows=_by_sampling({"below:3": {4: 100}}),
-        note="the paper reports ~100%"),
+    **_ijcai2024("addition", "nano"),
+    **_ijcai2024("multiplication", "mini"),
 }
 
 # A config's report.published names one table or several (comma-separated), e.g.
