@@ -5,10 +5,12 @@ for several population sizes, after a warm-up chunk that compiles, and the share
 spent generating data (the same chunk length of vmap(make batch) alone).
 
     python benchmarks/bench_train.py                       # nano, 1/4/16 members, CPU-sized
-    python benchmarks/bench_train.py --preset=acl2025 --members=1,8,64 --batch=64 \
-        --peak_tflops=989 --dtype=bfloat16                 # H100 dense bf16 peak for MFU
+    python benchmarks/bench_train.py --preset=acl2025 --members=1,8,64 --dtype=bfloat16 \
+        --attention=cudnn --out=benchmarks/results     # also writes JSON + Markdown there
 
-MFU = model FLOPs per token (model.flops_per_token: 6N + 12 L T d) x tokens/s / peak.
+MFU = model FLOPs per token (model.flops_per_token: 6N + 12 L T d) x tokens/s / peak, with the
+peak from benchmarks/record.py's table of known devices (or --peak_tflops). "compile s" is the
+first chunk's wall time (compile + one chunk): it should stay flat as the population grows.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from arith_jax import config as config_lib  # noqa: E402
 from arith_jax import model as model_lib  # noqa: E402
 from arith_jax import population, train  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import record  # noqa: E402  (benchmarks/record.py)
+
 
 def bench_config(args, members: int):
     c = config_lib.default()
@@ -38,6 +43,7 @@ def bench_config(args, members: int):
     c.model.preset = args.preset
     c.model.pe = args.pe
     c.model.compute_dtype = args.dtype
+    c.model.attention_impl = getattr(args, "attention", "auto")
     c.population.seeds = tuple(range(members))
     c.train.batch_size = args.batch
     c.train.steps_per_dispatch = args.spd
@@ -45,14 +51,17 @@ def bench_config(args, members: int):
     return c
 
 
-def time_chunks(fn, state, n: int):
-    state = fn(state)  # compile + warm up
+def time_chunks(fn, state, n: int) -> tuple[float, float]:
+    """(seconds per timed call, seconds of the first call: compile + warm-up)."""
+    start = time.perf_counter()
+    state = fn(state)
     jax.block_until_ready(state)
+    first = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(n):
         state = fn(state)
     jax.block_until_ready(state)
-    return (time.perf_counter() - start) / n
+    return (time.perf_counter() - start) / n, first
 
 
 def population_chunk(config):
@@ -72,7 +81,8 @@ def run(args, members: int) -> dict:
     config = bench_config(args, members)
     train_chunk, state, run_ = population_chunk(config)
     program, group, k = run_.program, run_.group, args.spd
-    seconds = time_chunks(train_chunk, state, args.chunks) / k  # per step
+    chunk_seconds, compile_seconds = time_chunks(train_chunk, state, args.chunks)
+    seconds = chunk_seconds / k  # per step
 
     # Data generation alone: the same K steps x M members of batches, nothing else.
     source, keys = program.source, run_.hyper["data_key"]
@@ -85,14 +95,15 @@ def run(args, members: int) -> dict:
             return acc + jnp.sum(batch.tokens), None
         return jax.lax.scan(body, acc, jnp.arange(k))[0]
 
-    gen_seconds = time_chunks(generate, jnp.zeros((), jnp.int32), args.chunks) / k
+    gen_seconds = time_chunks(generate, jnp.zeros((), jnp.int32), args.chunks)[0] / k
     seq = group.spec.seq_len - 1
     tokens_per_sec = members * args.batch * seq / seconds
     flops = model_lib.flops_per_token(group.model, group.spec.vocab_size, seq) * tokens_per_sec
+    peak = args.peak_tflops or record.device_peak_tflops(args.dtype)
     return {"members": members, "ms/step": seconds * 1e3, "member-steps/s": members / seconds,
             "tokens/s": tokens_per_sec, "TFLOP/s": flops / 1e12,
-            "MFU": flops / (args.peak_tflops * 1e12) if args.peak_tflops else None,
-            "data share": gen_seconds / seconds}
+            "MFU": flops / (peak * 1e12) if peak else None,
+            "data share": gen_seconds / seconds, "compile s": compile_seconds}
 
 
 def main():
@@ -107,23 +118,21 @@ def main():
     parser.add_argument("--spd", type=int, default=50, help="steps per dispatch (chunk length)")
     parser.add_argument("--chunks", type=int, default=3, help="timed chunks after the warm-up")
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--peak_tflops", type=float, default=0.0, help="device peak for MFU (0: not shown)")
+    parser.add_argument("--attention", default="auto", help="model.attention_impl: auto | xla | cudnn")
+    parser.add_argument("--peak_tflops", type=float, default=0.0,
+                        help="device peak for MFU; 0: benchmarks/record.py's table of known devices")
+    parser.add_argument("--out", default="", help="folder for <name>.json and <name>.md (empty: print only)")
+    parser.add_argument("--name", default="", help="file name of this run (default: train_<preset>_<dtype>)")
     args = parser.parse_args()
 
-    device = jax.devices()[0]
-    print(f"device: {jax.device_count()} x {device.device_kind} ({jax.default_backend()}), jax {jax.__version__}")
-    print(f"preset {args.preset}, pe {args.pe}, task {args.task} {args.sampling}, batch {args.batch}/member, "
-          f"{args.spd} steps/dispatch, {args.dtype}")
-    header = ["members", "ms/step", "member-steps/s", "tokens/s", "TFLOP/s", "MFU", "data share"]
-    print(" | ".join(f"{h:>14}" for h in header))
+    print(f"preset {args.preset}, pe {args.pe}, attention {args.attention}, task {args.task} {args.sampling}, "
+          f"batch {args.batch}/member, {args.spd} steps/dispatch, {args.dtype}", flush=True)
+    rows = []
     for members in [int(m) for m in args.members.split(",")]:
-        row = run(args, members)
-        cells = [f"{row['members']:>14d}", f"{row['ms/step']:>14.2f}", f"{row['member-steps/s']:>14.1f}",
-                 f"{row['tokens/s']:>14.0f}", f"{row['TFLOP/s']:>14.4f}",
-                 f"{row['MFU']:>14.2%}" if row["MFU"] is not None else f"{'-':>14}",
-                 f"{row['data share']:>14.2%}"]
-        print(" | ".join(cells), flush=True)
-
+        rows.append(run(args, members))
+        print(rows[-1], flush=True)
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "name")}
+    record.write(args.out, args.name or f"train_{args.preset}_{args.dtype}", settings, rows)
 
 if __name__ == "__main__":
     main()

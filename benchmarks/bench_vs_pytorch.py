@@ -50,6 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import bench_train  # noqa: E402  (benchmarks/bench_train.py: its bench_config)
+import record  # noqa: E402  (benchmarks/record.py)
 from arith_jax import model as model_lib  # noqa: E402
 from arith_jax import population, tasks  # noqa: E402
 
@@ -205,37 +206,45 @@ class HostBatches:
 
 
 def torch_runs(args, spec, num_runs: int) -> list[dict]:
-    """`num_runs` nanoGPT runs one after another (seeds 0..), each timed after its warm-up."""
-    preset = args.model
+    """`num_runs` nanoGPT runs one after another (seeds 0..), each timed after its warm-up.
+
+    On a GPU the steps run asynchronously, as in nanoGPT; the clock is read after a device
+    synchronisation at the end of the warm-up and at the end of the run, so a run's time is its
+    real wall time. `data_seconds` is the host time spent making batches (inside that time)."""
+    preset, device = args.model, torch.device(args.torch_device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     results = []
     for seed in range(num_runs):
         torch.manual_seed(seed)
         get_batch = HostBatches(spec, args.digits, args.modulus, args.batch, seed)
         model = GPT(spec.vocab_size, preset.max_positions, preset.num_layers, preset.num_heads,
-                    preset.d_model, preset.d_ff, preset.dropout)
+                    preset.d_model, preset.d_ff, preset.dropout).to(device)
         model.train()
         optimizer = model.configure_optimizers(args.wd, args.lr, (args.b1, args.b2))
         step_fn = torch.compile(model) if args.torch_compile else model
-        data_s = total_s = 0.0
+        data_s = 0.0
         for it in range(args.torch_warmup + args.steps):
             if it == args.torch_warmup:
-                data_s = total_s = 0.0
+                sync()
+                data_s, start = 0.0, time.perf_counter()
             t0 = time.perf_counter()
             x, y = get_batch()
-            t1 = time.perf_counter()
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            data_s += time.perf_counter() - t0
             lr = get_lr(it, args.lr, args.warmup_steps, args.total_steps, args.lr * args.final_fraction)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss = step_fn(x, y)
+            with autocast:
+                loss = step_fn(x, y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if it % args.log_every == 0:
                 loss.item()  # nanoGPT reads the loss only at log intervals
-            t2 = time.perf_counter()
-            data_s += t1 - t0
-            total_s += t2 - t0
+        sync()
+        total_s = time.perf_counter() - start
         if not math.isfinite(loss.item()):
             raise SystemExit(f"error: PyTorch run {seed} diverged (loss {loss.item()})")
         results.append({"seconds": total_s, "data_seconds": data_s, "loss": loss.item()})
@@ -292,6 +301,13 @@ def main():
     parser.add_argument("--preset", default="nano")
     parser.add_argument("--format", default="pad=6/3,reverse_result,eos")
     parser.add_argument("--digits", type=int, default=2, help="operand digits (sampling below:N)")
+    parser.add_argument("--dtype", default="float32", help="float32 | bfloat16 (PyTorch: autocast, as nanoGPT)")
+    parser.add_argument("--torch_device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--torch_runs", type=int, default=0,
+                        help="PyTorch runs actually made (0: the largest K). Runs are sequential and alike, so "
+                             "K runs cost K x their mean time; fewer runs save time at large K")
+    parser.add_argument("--out", default="", help="folder for <name>.json and <name>.md (empty: print only)")
+    parser.add_argument("--name", default="", help="file name of this run (default: vs_pytorch_<preset>_<dtype>)")
     args = parser.parse_args()
     members = [int(m) for m in args.members.split(",")]
     if args.steps < 1 or args.batch < 1 or args.spd < 1 or not members or min(members) < 1:
@@ -301,7 +317,7 @@ def main():
 
     # One config describes both sides: the group arith_jax plans gives the model and the layout.
     args.jax_args = SimpleNamespace(task="mod_add", sampling=f"below:{args.digits}", format=args.format,
-                                    preset=args.preset, pe="learned", dtype="float32", batch=args.batch, spd=args.spd)
+                                    preset=args.preset, pe="learned", dtype=args.dtype, batch=args.batch, spd=args.spd)
     args.chunks = -(-args.steps // args.spd)
     config = bench_train.bench_config(args.jax_args, 1)
     args.modulus = config.task.moduli[0]  # bench_config's modulus (101): the same on both sides
@@ -325,32 +341,33 @@ def main():
           f"jax {jax.__version__} ({jax.device_count()} x {jax.devices()[0].device_kind}, {jax.default_backend()})")
     print(f"model {args.preset}: {m.num_layers} layers x {m.num_heads} heads, d_model {m.d_model}, d_ff {m.d_ff}, "
           f"learned PE ({m.max_positions} rows), {jax_params} parameters on both sides; task mod_add p={args.modulus} below:{args.digits} "
-          f"{args.format!r}: seq_len {spec.seq_len}, vocab {spec.vocab_size}; batch {args.batch}/member, float32")
+          f"{args.format!r}: seq_len {spec.seq_len}, vocab {spec.vocab_size}; batch {args.batch}/member, {args.dtype}; "
+          f"PyTorch on {args.torch_device}")
     print(f"timed: PyTorch {args.steps} steps per run after {args.torch_warmup} warm-up; arith_jax "
           f"{args.chunks} x {args.spd} steps after the first (compiling) chunk", flush=True)
 
-    runs = torch_runs(args, spec, max(members))
+    runs = torch_runs(args, spec, args.torch_runs or max(members))
     per_run = [r["seconds"] / args.steps for r in runs]
     losses = ", ".join(f"{r['loss']:.3f}" for r in runs)
     print(f"PyTorch per-run ms/step: {', '.join(f'{1e3 * s:.2f}' for s in per_run)}; final losses {losses}",
           flush=True)
+    run_seconds = sum(r["seconds"] for r in runs) / len(runs)  # one run's timed steps
+    data_share = sum(r["data_seconds"] for r in runs) / sum(r["seconds"] for r in runs)
 
     rows = []
     for k in members:
-        torch_s = sum(r["seconds"] for r in runs[:k]) / args.steps  # K runs back to back, per step
-        data_share = sum(r["data_seconds"] for r in runs[:k]) / sum(r["seconds"] for r in runs[:k])
+        torch_s = k * run_seconds / args.steps  # K runs back to back, per step
         j = jax_population(args, k)
-        rows.append((k, k / torch_s, k / j["seconds_per_step"], torch_s / j["seconds_per_step"], data_share,
-                     j["compile_s"]))
+        rows.append({"K members": k, "PyTorch member-steps/s": k / torch_s,
+                     "arith_jax member-steps/s": k / j["seconds_per_step"],
+                     "arith_jax / PyTorch": torch_s / j["seconds_per_step"],
+                     "PyTorch data share": data_share, "arith_jax compile s": j["compile_s"]})
         print(f"  K={k}: done", flush=True)
-
-    print()
-    print("| K members | PyTorch member-steps/s | arith_jax member-steps/s | arith_jax / PyTorch "
-          "| PyTorch data share | arith_jax compile s |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for k, torch_rate, jax_rate, ratio, share, compile_s in rows:
-        print(f"| {k} | {torch_rate:.1f} | {jax_rate:.1f} | {ratio:.2f}x | {share:.1%} | {compile_s:.1f} |")
-
+    settings = {k: v for k, v in vars(args).items() if k in (
+        "members", "steps", "batch", "spd", "torch_warmup", "torch_threads", "torch_compile", "preset", "format",
+        "digits", "dtype", "torch_device", "torch_runs")}
+    settings["torch"] = torch.__version__
+    record.write(args.out, args.name or f"vs_pytorch_{args.preset}_{args.dtype}", settings, rows)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,89 @@
+"""What every benchmark records beside its numbers: the machine, the versions, the date, the
+exact command, and the device's peak FLOP/s for MFU, taken from a table of known devices (never
+typed by hand). `write` saves one run as JSON and as a Markdown table.
+
+Peaks are the vendors' dense (no sparsity) datasheet rates in TFLOP/s. float32 on NVIDIA GPUs
+is TF32's rate: JAX's default matmul precision there runs float32 dots on the TF32 tensor
+cores. A device not in the table has no peak, and MFU is not shown.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+
+import jax
+
+# device_kind substring (lower case) -> {compute dtype: dense peak TFLOP/s}. The first match wins,
+# so longer names come before their prefixes.
+PEAK_TFLOPS = [
+    ("h200", {"bfloat16": 989.4, "float32": 494.7}),
+    ("h100", {"bfloat16": 989.4, "float32": 494.7}),  # SXM
+    ("a100", {"bfloat16": 312.0, "float32": 156.0}),
+    ("tpu v6", {"bfloat16": 918.0}),  # v6e (Trillium)
+    ("tpu v5p", {"bfloat16": 459.0}),
+    ("tpu v5", {"bfloat16": 197.0}),  # v5e, which JAX names "TPU v5 lite"
+    ("tpu v4", {"bfloat16": 275.0}),
+]
+
+
+def device_peak_tflops(dtype: str, device=None) -> float | None:
+    """The dense peak of `device` (default: the first JAX device) for `dtype`, or None."""
+    kind = (device or jax.devices()[0]).device_kind.lower()
+    for name, peaks in PEAK_TFLOPS:
+        if name in kind:
+            return peaks.get(dtype)
+    return None
+
+
+def environment() -> dict:
+    device = jax.devices()[0]
+    versions = {"python": platform.python_version(), "jax": jax.__version__}
+    for module in ("jaxlib", "flax", "optax", "torch"):
+        mod = sys.modules.get(module)
+        if mod is not None:
+            versions[module] = getattr(mod, "__version__", "?")
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:]),
+        "backend": jax.default_backend(),
+        "device": f"{jax.device_count()} x {device.device_kind}",
+        "host": f"{platform.machine()}, {os.cpu_count()} logical cores",
+        "versions": versions,
+    }
+
+
+def markdown_table(rows: list[dict]) -> str:
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row[h]) for h in header) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return str(value)
+
+
+def write(out: str, name: str, settings: dict, rows: list[dict]) -> None:
+    """Print the Markdown table; with `out` (a folder), also write `out/name.json` and
+    `out/name.md`."""
+    env = environment()
+    table = markdown_table(rows) if rows else "(no rows)"
+    md = (f"### {name}\n\n{env['date']}, {env['device']} ({env['backend']}), host {env['host']}, "
+          f"{', '.join(f'{k} {v}' for k, v in env['versions'].items())}\n\n`{env['command']}`\n\n{table}\n")
+    print("\n" + md, flush=True)
+    if out:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, f"{name}.json"), "w") as f:
+            json.dump({"name": name, **env, "settings": settings, "rows": rows}, f, indent=1)
+        with open(os.path.join(out, f"{name}.md"), "w") as f:
+            f.write(md)
