@@ -109,9 +109,29 @@ class Attention(nnx.Module):
         qkv_BxTx3xNxH = self.qkv(x_BxTxD).reshape(batch, seq_len, 3, self.num_heads, head_dim)
         q_BxTxNxH, k_BxTxNxH, v_BxTxNxH = (qkv_BxTx3xNxH[:, :, i] for i in range(3))
         q_BxTxNxH, k_BxTxNxH = encoding.rotate(q_BxTxNxH, k_BxTxNxH, positions_T)
-        heads_BxTxNxH = jax.nn.dot_product_attention(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, bias=bias_1xNxTxT,
-                                                     is_causal=True, implementation=self.implementation)
+        if self.implementation == "cudnn":
+            heads_BxTxNxH = causal_attention_padded(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, CUDNN_SEQ_MULTIPLE, "cudnn")
+        else:
+            heads_BxTxNxH = jax.nn.dot_product_attention(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, bias=bias_1xNxTxT,
+                                                         is_causal=True, implementation=self.implementation)
         return self.out(heads_BxTxNxH.reshape(batch, seq_len, d_model))
+
+
+# cuDNN's fused kernel rejects odd sequence lengths in training ("Unsupported sequence length Q 51,
+# KV 51", seen on an H200 with JAX 0.11.2); a multiple of 8 also keeps its tiles aligned.
+CUDNN_SEQ_MULTIPLE = 8
+
+
+def causal_attention_padded(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, multiple: int, implementation: str | None):
+    """Causal attention over the sequence zero-padded at the end to a multiple of `multiple`.
+
+    Exact: under the causal mask no real query attends to a padded key (they all come after
+    it), and the padded query rows are dropped."""
+    seq_len = q_BxTxNxH.shape[1]
+    pad = (-seq_len) % multiple
+    padded = [jnp.pad(t, ((0, 0), (0, pad), (0, 0), (0, 0))) for t in (q_BxTxNxH, k_BxTxNxH, v_BxTxNxH)]
+    heads_BxTxNxH = jax.nn.dot_product_attention(*padded, is_causal=True, implementation=implementation)
+    return heads_BxTxNxH[:, :seq_len]
 
 
 class Block(nnx.Module):

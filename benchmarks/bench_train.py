@@ -127,12 +127,12 @@ def main():
 
     print(f"preset {args.preset}, pe {args.pe}, attention {args.attention}, task {args.task} {args.sampling}, "
           f"batch {args.batch}/member, {args.spd} steps/dispatch, {args.dtype}", flush=True)
-    rows = []
+    rows, settings = [], {k: v for k, v in vars(args).items() if k not in ("out", "name")}
     for members in [int(m) for m in args.members.split(",")]:
         rows.append(run(args, members))
-        print(rows[-1], flush=True)
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "name")}
-    record.write(args.out, args.name or f"train_{args.preset}_{args.dtype}", settings, rows)
+        # Written after every row, so a run stopped by a time limit keeps what it measured.
+        record.write(args.out, args.name or f"train_{args.preset}_{args.dtype}", settings, rows,
+                     echo=members == int(args.members.split(",")[-1]))
 
 if __name__ == "__main__":
     main()

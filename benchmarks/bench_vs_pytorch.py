@@ -354,6 +354,11 @@ def main():
     run_seconds = sum(r["seconds"] for r in runs) / len(runs)  # one run's timed steps
     data_share = sum(r["data_seconds"] for r in runs) / sum(r["seconds"] for r in runs)
 
+    settings = {k: v for k, v in vars(args).items() if k in (
+        "members", "steps", "batch", "spd", "torch_warmup", "torch_threads", "torch_compile", "preset", "format",
+        "digits", "dtype", "torch_device", "torch_runs")}
+    settings["torch"] = torch.__version__
+    settings["torch_ms_per_step"] = [1e3 * s for s in per_run]
     rows = []
     for k in members:
         torch_s = k * run_seconds / args.steps  # K runs back to back, per step
@@ -362,12 +367,9 @@ def main():
                      "arith_jax member-steps/s": k / j["seconds_per_step"],
                      "arith_jax / PyTorch": torch_s / j["seconds_per_step"],
                      "PyTorch data share": data_share, "arith_jax compile s": j["compile_s"]})
-        print(f"  K={k}: done", flush=True)
-    settings = {k: v for k, v in vars(args).items() if k in (
-        "members", "steps", "batch", "spd", "torch_warmup", "torch_threads", "torch_compile", "preset", "format",
-        "digits", "dtype", "torch_device", "torch_runs")}
-    settings["torch"] = torch.__version__
-    record.write(args.out, args.name or f"vs_pytorch_{args.preset}_{args.dtype}", settings, rows)
+        # Written after every row, so a run stopped by a time limit keeps what it measured.
+        record.write(args.out, args.name or f"vs_pytorch_{args.preset}_{args.dtype}", settings, rows,
+                     echo=k == members[-1])
 
 if __name__ == "__main__":
     main()

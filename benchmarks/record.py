@@ -73,14 +73,14 @@ def _cell(value) -> str:
     return str(value)
 
 
-def write(out: str, name: str, settings: dict, rows: list[dict]) -> None:
-    """Print the Markdown table; with `out` (a folder), also write `out/name.json` and
-    `out/name.md`."""
+def write(out: str, name: str, settings: dict, rows: list[dict], echo: bool = True) -> None:
+    """Print the Markdown table (unless not `echo`, then only the last row); with `out` (a
+    folder), also write `out/name.json` and `out/name.md`, replacing earlier writes."""
     env = environment()
     table = markdown_table(rows) if rows else "(no rows)"
     md = (f"### {name}\n\n{env['date']}, {env['device']} ({env['backend']}), host {env['host']}, "
           f"{', '.join(f'{k} {v}' for k, v in env['versions'].items())}\n\n`{env['command']}`\n\n{table}\n")
-    print("\n" + md, flush=True)
+    print("\n" + md if echo else rows[-1], flush=True)
     if out:
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, f"{name}.json"), "w") as f:
