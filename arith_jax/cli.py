@@ -6,6 +6,8 @@ With no --config the embedded default (arith_jax/default_config.py) runs.
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import os
 import sys
 
@@ -27,7 +29,6 @@ USAGE = f"""usage: arith-jax {{{'|'.join(COMMANDS)}}} [--flags]
 Run `arith-jax COMMAND --helpfull` for every flag."""
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", default_config.__file__, "Experiment config file (get_config()).")
 flags.DEFINE_string("workdir", "runs/default", "Where checkpoints, TensorBoard runs, results.jsonl and the report go.")
 flags.DEFINE_string("coordinator", "", "host:port of process 0 for multi-process runs off Cloud TPU.")
 flags.DEFINE_integer("num_processes", 1, "Number of processes (with --coordinator).")
@@ -130,6 +131,42 @@ def _run(argv) -> None:
         _fail(error)
 
 
+def check_config_flags(args: list[str]) -> None:
+    """A missing --config file, or a --config.a.b override that names no field, as one-line
+    ConfigErrors (absl and ml-collections would print tracebacks), before anything loads JAX."""
+    path, overrides = default_config.__file__, []
+    for i, arg in enumerate(args):
+        if arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        elif arg == "--config" and i + 1 < len(args):
+            path = args[i + 1]
+        elif arg.startswith("--config."):
+            overrides.append(arg[len("--config."):].split("=", 1)[0])
+    path = path.split(":", 1)[0]  # ml-collections' "file.py:argument" form
+    if not os.path.isfile(path):
+        raise ConfigError("--config", f"{path}: no such file")
+    if not overrides:
+        return
+    config = _load_config_file(path)
+    for dotted in overrides:
+        node = config
+        for depth, name in enumerate(dotted.split(".")):
+            fields = list(node.keys()) if hasattr(node, "keys") else []
+            if name not in fields:
+                where = ".".join(dotted.split(".")[:depth]) or "the config"
+                nearest = difflib.get_close_matches(name, fields, n=3, cutoff=0.5)
+                hint = f"; nearest: {', '.join(nearest)}" if nearest else f"; {where} has {', '.join(fields)}"
+                raise ConfigError(f"--config.{dotted}", f"{name!r} is not a field of {where}{hint}")
+            node = node[name]
+
+
+def _load_config_file(path: str):
+    spec = importlib.util.spec_from_file_location("_arith_jax_checked_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv if argv is None else argv)
     if len(argv) < 2 or argv[1] not in COMMANDS:
@@ -137,6 +174,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0 if len(argv) >= 2 and argv[1] in ("-h", "--help", "help") else 2)
     _run.command = argv[1]
     try:
+        check_config_flags(argv[2:])
+        if "config" not in FLAGS:
+            # Defined here, not at import: ml-collections applies the --config.* overrides of
+            # sys.argv as soon as the flag is defined, before they could be checked.
+            config_flags.DEFINE_config_file("config", default_config.__file__, "Experiment config file (get_config()).")
         app.run(_run, argv=[argv[0]] + argv[2:])
     except ConfigError as error:  # raised while absl parses the config file
         _fail(error)

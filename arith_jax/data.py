@@ -4,7 +4,9 @@ Every source answers the same five calls:
 - device_data(data_seeds) -> pytree with a leading member axis, or None; built once.
 - next_host_chunk(num_steps) -> pytree of numpy arrays [num_steps, M, ...], or None: host
   inputs for the next num_steps steps (only the file source has any).
-- batch(member_data, host_step, key, step, modulus) -> tasks.Batch: traced, ONE member.
+- batch(member_data, host_step, key, step, modulus) -> tasks.Batch: traced, ONE member; the
+  same as `batch_function`'s pure function for the source's settings, which is what the
+  compiled trainer uses.
 - get_state() / set_state(state): JSON-serialisable position of the stream ({} if none).
 
 Answers are always computed on the device with the member's modulus, so one set of
@@ -13,6 +15,7 @@ operands serves every member of a population.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Sequence
@@ -52,7 +55,7 @@ class OnlineSource(_DeviceOnlySource):
         return None
 
     def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
-        return tasks.make_batch(self.spec, self.sampling, jax.random.fold_in(key, step), self.batch_size, modulus)
+        return online_batch(self.spec, self.sampling, self.batch_size, member_data, host_step, key, step, modulus)
 
 
 def _pair_rows(a_NxW, b_NxW) -> np.ndarray:
@@ -129,8 +132,7 @@ class FiniteSource(_DeviceOnlySource):
         return {"a": jnp.asarray(np.stack([a for a, _ in pairs])), "b": jnp.asarray(np.stack([b for _, b in pairs]))}
 
     def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
-        index_B = jax.random.randint(jax.random.fold_in(key, step), (self.batch_size,), 0, self.size)
-        return tasks.batch_for_operands(self.spec, member_data["a"][index_B], member_data["b"][index_B], modulus)
+        return finite_batch(self.spec, self.size, self.batch_size, member_data, host_step, key, step, modulus)
 
 
 # ----------------------------------------------------------------------------------------
@@ -253,7 +255,7 @@ class FileSource:
         return {"a": chunk_SxMxBx2xW[:, :, :, 0], "b": chunk_SxMxBx2xW[:, :, :, 1]}
 
     def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
-        return tasks.batch_for_operands(self.spec, host_step["a"], host_step["b"], modulus)
+        return file_batch(self.spec, member_data, host_step, key, step, modulus)
 
     def get_state(self) -> dict:
         if not self._iterators:
@@ -295,9 +297,7 @@ class SamplingSwitch(_DeviceOnlySource):
         return {"sampling": self.member_sampling, "data": data}
 
     def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
-        branches = [lambda source=source: source.batch(member_data["data"], host_step, key, step, modulus)
-                    for source in self.sources]
-        return jax.lax.switch(member_data["sampling"], branches)
+        return switched_batch([source.batch for source in self.sources], member_data, host_step, key, step, modulus)
 
 
 def make_source(kind: str, spec: tasks.TaskSpec, sampling: tasks.Sampling, batch_size: int, *, size: int = 0,
@@ -311,3 +311,50 @@ def make_source(kind: str, spec: tasks.TaskSpec, sampling: tasks.Sampling, batch
     if kind == "files":
         return FileSource(spec, sampling, batch_size, paths, moduli)
     raise ConfigError("data.source", f"unknown source {kind!r}; allowed: {', '.join(SOURCES)}")
+
+
+# ----------------------------------------------------------------------------------------
+# The device half of every source, as pure functions of the group's static description: a
+# compiled training program builds its batch function from these and never holds a source
+# object (whose host half, the files' iterators, belongs to one run).
+# Each takes (member_data, host_step, key, step, modulus) of one member after its static
+# arguments, and returns that member's tasks.Batch.
+# ----------------------------------------------------------------------------------------
+
+
+def online_batch(spec, sampling, batch_size, member_data, host_step, key, step, modulus) -> tasks.Batch:
+    """Fresh examples drawn from fold_in(key, step)."""
+    return tasks.make_batch(spec, sampling, jax.random.fold_in(key, step), batch_size, modulus)
+
+
+def finite_batch(spec, size, batch_size, member_data, host_step, key, step, modulus) -> tasks.Batch:
+    """`batch_size` pairs drawn with replacement from the member's fixed set."""
+    index_B = jax.random.randint(jax.random.fold_in(key, step), (batch_size,), 0, size)
+    return tasks.batch_for_operands(spec, member_data["a"][index_B], member_data["b"][index_B], modulus)
+
+
+def file_batch(spec, member_data, host_step, key, step, modulus) -> tasks.Batch:
+    """The pairs the host read from files for this step."""
+    return tasks.batch_for_operands(spec, host_step["a"], host_step["b"], modulus)
+
+
+def switched_batch(batch_fns: Sequence, member_data, host_step, key, step, modulus) -> tasks.Batch:
+    """The member's own training distribution among several (index member_data["sampling"])."""
+    branches = [lambda fn=fn: fn(member_data["data"], host_step, key, step, modulus) for fn in batch_fns]
+    return jax.lax.switch(member_data["sampling"], branches)
+
+
+def batch_function(kind: str, spec: tasks.TaskSpec, samplings: Sequence, batch_size: int, size: int):
+    """The device half of the source `make_source` builds for these settings (one per sampling,
+    switched per member when there are several)."""
+    def one(sampling):
+        if kind == "online":
+            return functools.partial(online_batch, spec, sampling, batch_size)
+        if kind == "finite":
+            return functools.partial(finite_batch, spec, size, batch_size)
+        if kind == "files":
+            return functools.partial(file_batch, spec)
+        raise ConfigError("data.source", f"unknown source {kind!r}; allowed: {', '.join(SOURCES)}")
+
+    fns = [one(sampling) for sampling in samplings]
+    return fns[0] if len(fns) == 1 else functools.partial(switched_batch, fns)

@@ -1,6 +1,6 @@
 """Population training: one compiled program per group, the whole sweep in one loop.
 
-Reading order: the per-member step (loss, AdamW, NaN freezing) -> the chunk (lax.scan over
+Reading order: the per-member step (`member_step`, a pure function: loss, AdamW, NaN freezing) -> the chunk (lax.scan over
 K steps of vmap(step) over members, data generated inside) -> the group program (jit with
 shardings, cached by static shape) -> the loop (dispatch, late metrics, eval, checkpoint,
 preemption).
@@ -107,23 +107,81 @@ def eval_params(state: dict):
 
 
 # ---------------------------------------------------------------------------------------
+# One member, one step: a pure function.
+
+# The per-member training state the step reads and returns (the trainer's state may also
+# hold "ema", updated after the step).
+STEP_STATE = ("params", "opt", "frozen", "dropout_key")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepFunctions:
+    """What a member's step needs besides its arrays, fixed per group: the model's graph, the
+    optimizer, the data source's device half (data.batch_function) and the batch sharding."""
+
+    graphdef: Any
+    tx: optax.GradientTransformation
+    make_batch: Any  # (member_data, host_step, key, step, modulus) -> tasks.Batch
+    batch_sharding: Any = None  # a NamedSharding for the batch axis, or None (no constraint)
+
+
+def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[dict, dict]:
+    """One AdamW step of one member on a batch it generates itself.
+
+    state: STEP_STATE's entries. inputs: "hyper" (the member's lr, wd, modulus, data_key and
+    schedule), "member_data" (its fixed data, or None), "host_step" (this step's host-fed
+    examples, or None). step: the global step (an int32 scalar). Returns (state, metrics).
+    A member whose loss or update is not finite keeps its last good parameters and is frozen
+    for the rest of the run; vmapped over members, the others are untouched by it.
+    """
+    hyper = inputs["hyper"]
+    batch = fns.make_batch(inputs["member_data"], inputs["host_step"], hyper["data_key"], step, hyper["modulus"])
+    tokens, answer_mask = batch.tokens, batch.answer_mask
+    if fns.batch_sharding is not None:
+        tokens, answer_mask = (jax.lax.with_sharding_constraint(x, fns.batch_sharding) for x in (tokens, answer_mask))
+    inputs_BxT, targets_BxT = tokens[:, :-1], tokens[:, 1:]
+    mask_BxT = answer_mask[:, 1:].astype(jnp.float32)
+
+    def loss_fn(p):
+        logits = model_lib.apply(fns.graphdef, p, inputs_BxT, key=jax.random.fold_in(state["dropout_key"], step))
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets_BxT)
+        return jnp.sum(ce * mask_BxT) / jnp.maximum(jnp.sum(mask_BxT), 1.0)
+
+    params, opt, frozen = state["params"], state["opt"], state["frozen"]
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    lr = hyper["lr"] * lr_multiplier(step, hyper["warmup"], hyper["total"], hyper["final_fraction"])
+    updates, new_opt = fns.tx.update(grads, _with_hyperparams(opt, lr, hyper["wd"]), params)
+    new_params = optax.apply_updates(params, updates)
+    finite = jnp.isfinite(loss) & _all_finite(new_params)
+    keep = finite & ~frozen
+    new_state = dict(state, params=_select(keep, new_params, params), opt=_select(keep, new_opt, opt),
+                     frozen=frozen | ~finite)
+    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), "lr": lr}
+
+
+# ---------------------------------------------------------------------------------------
 # The compiled programs of one group.
 
 
 class GroupProgram:
     """jit-compiled init, train chunk and eval of one group on its mesh.
 
-    Instances are cached by their Static description (see `program_for`), so a second run
-    with other hyperparameter values in the same process reuses the compiled code.
+    Everything it traces is a function of its Static description (the data source's device
+    half included), so instances are cached by it (`program_for`): a second run with other
+    hyperparameter values in the same process reuses the compiled code.
     """
 
     def __init__(self, static: Static):
         self.static = static
-        self.source = None  # attached by program_for before any call
         self.mesh = sharding.make_mesh(static.num_members, static.batch_size)
         self.graphdef, _ = nnx.split(nnx.eval_shape(
             lambda: model_lib.Transformer(static.model, static.spec.vocab_size, nnx.Rngs(params=0))))
         self.tx = make_optimizer(static)
+        self.step_functions = StepFunctions(
+            self.graphdef, self.tx,
+            data_lib.batch_function(static.source_kind, static.spec, static.samplings, static.batch_size,
+                                    static.source_size),
+            jax.sharding.NamedSharding(self.mesh, sharding.batch_spec()))
         self.member = sharding.member_sharding(self.mesh)
         self.replicated = sharding.replicated(self.mesh)
         abstract = jax.eval_shape(self._init, jax.ShapeDtypeStruct((static.num_members,), jnp.uint32))
@@ -134,7 +192,6 @@ class GroupProgram:
         self.chunk = jax.jit(self._chunk, donate_argnums=0,
                              out_shardings=(self.state_shardings, self.replicated))
         self.eval_length = jax.jit(self._eval_length, out_shardings=self.replicated)
-
 
     # -- init --------------------------------------------------------------------------
     def _init(self, seeds_M):
@@ -148,48 +205,23 @@ class GroupProgram:
             return state
         return jax.vmap(one)(seeds_M)
 
-    # -- one member, one step ----------------------------------------------------------
-    def _member_step(self, params, opt, frozen, dropout_key, data_key, hyper, member_data, host_step, step):
-        batch = self.source.batch(member_data, host_step, data_key, step, hyper["modulus"])
-        constrain = lambda x: jax.lax.with_sharding_constraint(
-            x, jax.sharding.NamedSharding(self.mesh, sharding.batch_spec()))
-        tokens, answer_mask = constrain(batch.tokens), constrain(batch.answer_mask)
-        inputs, targets, mask = tokens[:, :-1], tokens[:, 1:], answer_mask[:, 1:].astype(jnp.float32)
-
-        def loss_fn(p):
-            logits = model_lib.apply(self.graphdef, p, inputs, key=jax.random.fold_in(dropout_key, step))
-            ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-            return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        lr = hyper["lr"] * lr_multiplier(step, hyper["warmup"], hyper["total"], hyper["final_fraction"])
-        updates, new_opt = self.tx.update(grads, _with_hyperparams(opt, lr, hyper["wd"]), params)
-        new_params = optax.apply_updates(params, updates)
-        # A member whose loss or update is not finite keeps its last good parameters and is
-        # frozen for the rest of the run; the others are untouched by it.
-        finite = jnp.isfinite(loss) & _all_finite(new_params)
-        keep = finite & ~frozen
-        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "lr": lr}
-        return _select(keep, new_params, params), _select(keep, new_opt, opt), frozen | ~finite, metrics
-
     # -- K steps of every member -------------------------------------------------------
     def _chunk(self, state, hyper, member_data, host_chunk_KxM, steps_K):
-        host_axis = None if host_chunk_KxM is None else 0
-        data_axis = None if member_data is None else 0
-        step_all = jax.vmap(self._member_step, in_axes=(0, 0, 0, 0, 0, 0, data_axis, host_axis, None),
+        # Every input has the member axis first (None entries have no arrays); the step is shared.
+        step_all = jax.vmap(functools.partial(member_step, self.step_functions), in_axes=(0, 0, None),
                             spmd_axis_name=sharding.POP)
 
         def body(state, xs):
             step, host_step = xs
-            params, opt, frozen, metrics = step_all(state["params"], state["opt"], state["frozen"],
-                                                    state["dropout_key"], hyper["data_key"], hyper,
-                                                    member_data, host_step, step)
-            new = dict(state, params=params, opt=opt, frozen=frozen)
+            inputs = {"hyper": hyper, "member_data": member_data, "host_step": host_step}
+            stepped, metrics = step_all({k: state[k] for k in STEP_STATE}, inputs, step)
+            new = dict(state, **stepped)
             if self.static.ema_decay:
                 # A frozen member's average stops with its parameters.
                 average = lambda f, e, p: _select(f, e, ema_update(e, p, step, self.static.ema_decay))
-                new["ema"] = jax.vmap(average, spmd_axis_name=sharding.POP)(frozen, state["ema"], params)
-            return new, dict(metrics, frozen=frozen)
+                new["ema"] = jax.vmap(average, spmd_axis_name=sharding.POP)(
+                    new["frozen"], state["ema"], new["params"])
+            return new, dict(metrics, frozen=new["frozen"])
 
         return jax.lax.scan(body, state, (steps_K, host_chunk_KxM))
 
@@ -204,20 +236,9 @@ class GroupProgram:
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_program(static: Static) -> GroupProgram:
+def program_for(static: Static) -> GroupProgram:
+    """The group's compiled program, reused across runs in one process when only values change."""
     return GroupProgram(static)
-
-
-def program_for(static: Static, source) -> GroupProgram:
-    """The group's compiled program, reused across runs in one process when only values change.
-
-    Tracing reads `program.source.batch`, whose traced behaviour depends only on fields in
-    Static, so any run's source may serve for the first trace; host-side calls (files,
-    iterator state) always go to the run's own source (GroupRun.source).
-    """
-    program = _compiled_program(static)
-    program.source = source
-    return program
 
 
 # ---------------------------------------------------------------------------------------
@@ -283,7 +304,7 @@ def build_runs(config: ml_collections.ConfigDict, groups: list[Group], *, for_tr
         eval_sets = evaluate.eval_operands(group.spec, list(config.eval.lengths),
                                            config.eval.examples_per_length, config.eval.seed)
         source = _make_source(group, config, eval_sets) if for_training else None
-        program = program_for(_static(group, config, group.size), source)
+        program = program_for(_static(group, config, group.size))
         hyper = _hyper(group, config, program.mesh)
         member_data = None
         if for_training:

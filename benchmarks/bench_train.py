@@ -85,13 +85,13 @@ def run(args, members: int) -> dict:
     seconds = chunk_seconds / k  # per step
 
     # Data generation alone: the same K steps x M members of batches, nothing else.
-    source, keys = program.source, run_.hyper["data_key"]
+    make_batch, keys = program.step_functions.make_batch, run_.hyper["data_key"]
     modulus = run_.hyper["modulus"]
 
     @jax.jit
     def generate(acc):
         def body(acc, step):
-            batch = jax.vmap(source.batch, in_axes=(None, None, 0, None, 0))(None, None, keys, step, modulus)
+            batch = jax.vmap(make_batch, in_axes=(None, None, 0, None, 0))(None, None, keys, step, modulus)
             return acc + jnp.sum(batch.tokens), None
         return jax.lax.scan(body, acc, jnp.arange(k))[0]
 

@@ -102,3 +102,16 @@ def test_sigterm_saves_and_says_how_to_resume(tmp_path):
                          "to resume", message)
     assert match, message
     assert ckpt_lib.Checkpointer(str(workdir), keep=1).latest_step() == int(match.group(1)) < 5000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config.train.lr=1"], "error: --config.train.lr: 'lr' is not a field of train; train has b1, b2, batch_size, "
+                              "ema_decay, eps, final_lr_fraction, grad_clip, steps, steps_per_dispatch, warmup_steps"),
+    (["--config.trian.steps=1"], "error: --config.trian.steps: 'trian' is not a field of the config; nearest: train"),
+    ([f"--config={CONFIGS}/acl2025_table1.py", "--config.model.pee=rope"],
+     "error: --config.model.pee: 'pee' is not a field of model; nearest: pe, preset, rope_base"),
+    (["--config=configs/no_such_config.py"], "error: --config: configs/no_such_config.py: no such file"),
+])
+def test_bad_config_flags_are_one_line_errors(args, message):
+    proc = _cli("train", "--workdir=/nonexistent/never_written", *args, expect=2)
+    assert proc.stderr.strip() == message and proc.stdout == ""
