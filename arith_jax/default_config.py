@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     # The model (defaults of the preset unless a size field is > 0).
     c.model = ml_collections.ConfigDict()
     c.model.preset = "nano"  # nano | micro | mini | acl2025
-    c.model.pe = "learned"  # none | learned | sinusoidal | rope | alibi | t5 | fire | abacus
+    c.model.pe = "learned"  # none | learned | sinusoidal | rope | alibi | t5 | fire | abacus | coupled
     c.model.num_layers = 0
     c.model.num_heads = 0
     c.model.d_model = 0
@@ -52,6 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.fire_init_c = 0.1
     c.model.fire_init_threshold = 512.0
     c.model.abacus_max_offset = 100  # random offset range of Abacus digit positions in training
+    c.model.coupling_max_offset = 100  # random start offset of coupled position ids in training
 
     # The population: the product of these lists. Members differing only in these values
     # train in one compiled program, and so do members differing in `train_sampling` or

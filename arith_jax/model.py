@@ -51,6 +51,8 @@ class ModelConfig:
     fire_init_threshold: float = 512.0
     # McLeish et al. train with offsets up to 100.
     abacus_max_offset: int = 100
+    # Position coupling's random start offset in training (Cho et al. draw it per example).
+    coupling_max_offset: int = 100
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> ModelConfig:
@@ -64,9 +66,9 @@ class ModelConfig:
         sizes = dict(num_layers=num_layers, num_heads=num_heads, d_model=d_model, d_ff=4 * d_model)
         return cls(**{**sizes, **overrides})
 
-    def validate(self, vocab_size: int, seq_len: int) -> None:
+    def validate(self, vocab_size: int, seq_len: int, task_format=None) -> None:
         """Raise ConfigError unless this model can run on ``vocab_size`` tokens and sequences
-        up to ``seq_len`` (the longest train or evaluation sequence)."""
+        up to ``seq_len`` (the longest train or evaluation sequence) laid out as ``task_format``."""
         if vocab_size < 1 or seq_len < 1:
             raise ValueError(f"vocab_size and seq_len must be positive, got {vocab_size} and {seq_len}")
         for field in ("num_layers", "num_heads", "d_model", "d_ff"):
@@ -81,7 +83,7 @@ class ModelConfig:
             raise ConfigError("model.compute_dtype", f"{self.compute_dtype!r} is not allowed; use one of "
                                                      f"{', '.join(COMPUTE_DTYPES)}")
         self._validate_attention_impl()
-        positional.validate(self, seq_len)
+        positional.validate(self, seq_len, task_format)
 
     def _validate_attention_impl(self) -> None:
         if self.attention_impl not in ATTENTION_IMPLEMENTATIONS:

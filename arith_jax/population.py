@@ -144,7 +144,7 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
     for pe, preset, format_text, dropout in group_grid:
         spec = specs[format_text]
         model_cfg = _model_config(config, preset, pe, dropout)
-        model_cfg.validate(spec.vocab_size, spec.seq_len)
+        model_cfg.validate(spec.vocab_size, spec.seq_len, spec.format)
         group_coords = {"pe": pe, "preset": preset, "format": format_text, "dropout": dropout}
         # A safe name: it keys the checkpoint's per-group state and names directories.
         name = writers.safe_file_name(",".join(f"{f}={group_coords[f]}" for f in varying_group_fields)) or "main"

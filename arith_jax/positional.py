@@ -293,6 +293,74 @@ class Abacus(PositionalEncoding):
         return self.table(place_BxT)
 
 
+# The '=' token of arith_jax.tasks (tests check they agree): where a result starts.
+EQUALS_TOKEN = 12
+
+
+def coupled_ids(tokens_BxT: jax.Array) -> jax.Array:
+    """Position coupling's ids (Cho et al. 2024) for ``A op B = C`` with the operands written
+    most significant digit first and the result reversed (units first).
+
+    Digits of equal significance share an id, read so that each id marks the significance a
+    token's *prediction* is about: an operand digit of significance s has id s + 1; '=' (which
+    predicts the result's units digit) has id 1, and a result digit of significance s (which
+    predicts digit s + 1) has id s + 2. Every other token has id 0. Runs of digits are numbers,
+    so the layout must separate them by symbols and carry no index hints (checked at config time).
+    """
+    is_digit_BxT = tokens_BxT < NUM_DIGIT_TOKENS
+    from_left_BxT = digit_places(tokens_BxT)  # 1-based place within its number, from the left
+    from_right_BxT = digit_places(tokens_BxT[:, ::-1])[:, ::-1]  # ... from the right
+    is_equals_BxT = tokens_BxT == EQUALS_TOKEN
+    in_result_BxT = jnp.cumsum(is_equals_BxT, axis=1) > 0
+    ids_BxT = jnp.where(in_result_BxT, from_left_BxT + 1, from_right_BxT)
+    ids_BxT = jnp.where(is_digit_BxT, ids_BxT, 0)
+    return jnp.where(is_equals_BxT, 1, ids_BxT).astype(jnp.int32)
+
+
+class Coupled(PositionalEncoding):
+    """Position coupling (Cho et al., NeurIPS 2024): a learned table indexed by `coupled_ids`,
+    so the attention that adds digit s of both operands finds them by equal position.
+
+    In training, one random offset per sequence in [0, coupling_max_offset] shifts every nonzero
+    id (id 0, the symbols, stays), so the rows a long evaluation needs have been trained on short
+    sequences; evaluation uses no offset.
+    """
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.table = nnx.Embed(cfg.max_positions, cfg.d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
+        self.max_offset = cfg.coupling_max_offset
+
+    @classmethod
+    def check(cls, cfg: ModelConfig) -> None:
+        if cfg.coupling_max_offset < 0:
+            raise ConfigError("model.coupling_max_offset", f"must be >= 0, got {cfg.coupling_max_offset}")
+
+    @classmethod
+    def check_layout(cls, fmt) -> None:
+        problems = [what for what, bad in (
+            ("'+'/'*' and '=' symbols (no_symbols removes them)", not fmt.symbols),
+            ("no index hints", fmt.index_hints),
+            ("operands in written order (no reverse_operands)", fmt.reverse_operands),
+            ("a reversed result (reverse_result)", not fmt.reverse_result),
+            ("operands padded to a common length (pad=common or pad=N)", not (fmt.pad_common or fmt.pad_operands)),
+        ) if bad]
+        if problems:
+            raise ConfigError("model.pe", f"'coupled' cannot couple the layout {fmt}: it needs "
+                                          f"{'; '.join(problems)}")
+
+    @classmethod
+    def positions_needed(cls, cfg: ModelConfig, seq_len: int) -> int:
+        # Ids count digits of one number (at most the whole sequence) plus 2, plus the offset.
+        return seq_len + 2 + cfg.coupling_max_offset
+
+    def embedding(self, tokens_BxT, positions_T, key):
+        ids_BxT = coupled_ids(tokens_BxT)
+        if key is not None:
+            offset_Bx1 = jax.random.randint(key, (tokens_BxT.shape[0], 1), 0, self.max_offset + 1)
+            ids_BxT = jnp.where(ids_BxT > 0, ids_BxT + offset_Bx1, 0)
+        return self.table(ids_BxT)
+
+
 ENCODINGS: dict[str, type[PositionalEncoding]] = {
     "none": PositionalEncoding,
     "learned": Learned,
@@ -302,6 +370,7 @@ ENCODINGS: dict[str, type[PositionalEncoding]] = {
     "t5": T5,
     "fire": FIRE,
     "abacus": Abacus,
+    "coupled": Coupled,
 }
 
 
@@ -317,9 +386,12 @@ def positions_needed(cfg: ModelConfig, seq_len: int) -> int:
     return max(needed, seq_len) if cfg.randomized_positions else needed
 
 
-def validate(cfg: ModelConfig, seq_len: int) -> None:
-    """Config-time checks of ``cfg.pe`` and its knobs for sequences of up to ``seq_len`` tokens."""
+def validate(cfg: ModelConfig, seq_len: int, task_format=None) -> None:
+    """Config-time checks of ``cfg.pe`` and its knobs for sequences of up to ``seq_len`` tokens
+    (and, given the task's ``tasks.Format``, that the encoding can read that layout)."""
     encoding = encoding_class(cfg.pe)
+    if task_format is not None and hasattr(encoding, "check_layout"):
+        encoding.check_layout(task_format)
     if cfg.randomized_positions and not encoding.position_indexed:
         indexed = [name for name, cls in ENCODINGS.items() if cls.position_indexed]
         raise ConfigError("model.randomized_positions", f"applies only to position-indexed encodings "

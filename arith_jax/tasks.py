@@ -92,7 +92,7 @@ _FLAG_FIELDS = {
     "eos": dict(eos=True),
     "no_eos": dict(eos=False),
 }
-_ALLOWED_FLAGS = ", ".join(list(_FLAG_FIELDS) + ["pad=N[/M|/auto]"])
+_ALLOWED_FLAGS = ", ".join(list(_FLAG_FIELDS) + ["pad=N[/M|/auto]", "pad=common"])
 _PAD_FLAG = re.compile(r"pad=(\d+)(?:/(\d+|auto))?")
 
 
@@ -108,6 +108,10 @@ class Format:
     symbols: bool = True  # '+'/'*' between the operands and '=' before the result
     bos: bool = False
     eos: bool = True
+    # Zero-pad both operands to the longer one's digit count, and the result to the widest
+    # answer of that length (add: + 1, mul: x 2; modular: the task's result width), per example
+    # (position coupling's layout, Cho et al. 2024). Exclusive with pad=N.
+    pad_common: bool = False
 
     @classmethod
     def parse(cls, text: str, field: str = "task.format", task: str | None = None) -> Format:
@@ -126,9 +130,12 @@ class Format:
             pad = _PAD_FLAG.fullmatch(item)
             if item in _FLAG_FIELDS:
                 values.update(_FLAG_FIELDS[item])
+            elif item == "pad=common":
+                values.update(pad_common=True, pad_operands=0, pad_result=0)
             elif pad:
                 result = pad.group(2)
                 values["pad_operands"] = int(pad.group(1))
+                values["pad_common"] = False
                 values["pad_result"] = AUTO if result in (None, "auto") else int(result)
             else:
                 raise ConfigError(field, f"unknown flag {item!r} in {text!r}; allowed: {_ALLOWED_FLAGS}")
@@ -146,6 +153,8 @@ class Format:
             flags.append("reverse_result")
         if self.pad_operands or self.pad_result:
             flags.append(f"pad={self.pad_operands}/{'auto' if self.pad_result == AUTO else self.pad_result}")
+        if self.pad_common:
+            flags.append("pad=common")
         if self.index_hints:
             flags.append("hints")
         if not self.symbols:
@@ -494,12 +503,15 @@ def _num_digits(digits_BxN):
     return jnp.maximum(jnp.max(jnp.where(digits_BxN != 0, position_N, 0), axis=1), 1)
 
 
-def _number_layout(digits_BxN, slots: int, reverse: bool, padded: bool, hints: bool):
-    """(tokens, valid) of one number in `slots` digit positions, in the format's order."""
+def _number_layout(digits_BxN, slots: int, reverse: bool, padded: bool, hints: bool, length_B=None):
+    """(tokens, valid) of one number in `slots` digit positions, in the format's order: all
+    slots (padded), its own digits, or, with `length_B`, that many low digits per example."""
     digits_BxS = jnp.pad(digits_BxN[:, :slots], ((0, 0), (0, max(0, slots - digits_BxN.shape[1]))))
     significance_S = np.arange(slots) if reverse else np.arange(slots)[::-1]
     tokens_BxS = digits_BxS[:, significance_S]
-    if padded:
+    if length_B is not None:
+        valid_BxS = significance_S[None, :] < length_B[:, None]
+    elif padded:
         valid_BxS = jnp.ones(tokens_BxS.shape, bool)
     else:
         valid_BxS = significance_S[None, :] < _num_digits(digits_BxS)[:, None]
@@ -525,17 +537,24 @@ def encode(spec: TaskSpec, a_BxW, b_BxW, c_BxR):
 
     operand_padded = bool(fmt.pad_operands)
     result_padded = bool(fmt.pad_result)
+    operand_len_B = result_len_B = None
+    if fmt.pad_common:
+        operand_len_B = jnp.maximum(_num_digits(a_BxW), _num_digits(b_BxW))
+        result_len_B = (jnp.full_like(operand_len_B, spec.result_slots) if spec.is_modular
+                        else jnp.minimum(result_digits(spec.name, operand_len_B), spec.result_slots))
     prompt = []
     if fmt.bos:
         prompt.append(constant(BOS))
-    prompt.append(_number_layout(a_BxW, spec.operand_slots, fmt.reverse_operands, operand_padded, hints))
+    prompt.append(_number_layout(a_BxW, spec.operand_slots, fmt.reverse_operands, operand_padded, hints,
+                                 operand_len_B))
     if fmt.symbols:
         prompt.append(constant(_OPERATOR[spec.name]))
-    prompt.append(_number_layout(b_BxW, spec.operand_slots, fmt.reverse_operands, operand_padded, hints))
+    prompt.append(_number_layout(b_BxW, spec.operand_slots, fmt.reverse_operands, operand_padded, hints,
+                                 operand_len_B))
     if fmt.symbols:
         prompt.append(constant(EQUALS))
     c_shown = c_BxR[:, : spec.result_width]
-    answer = [_number_layout(c_shown, spec.result_slots, fmt.reverse_result, result_padded, hints)]
+    answer = [_number_layout(c_shown, spec.result_slots, fmt.reverse_result, result_padded, hints, result_len_B)]
     if fmt.eos:
         answer.append(constant(EOS))
 

@@ -15,11 +15,12 @@ from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arith_jax import model, positional
+from arith_jax import model, positional, tasks
 from arith_jax.errors import ConfigError
 
 VOCAB = 20  # digits, symbols and a few index-hint tokens
-TINY = dict(num_layers=2, num_heads=2, d_model=16, d_ff=32, max_positions=64, abacus_max_offset=8)
+TINY = dict(num_layers=2, num_heads=2, d_model=16, d_ff=32, max_positions=64, abacus_max_offset=8,
+            coupling_max_offset=8)
 ENCODINGS = list(positional.ENCODINGS)
 INDEXED = [pe for pe, cls in positional.ENCODINGS.items() if cls.position_indexed]
 FEW = settings(max_examples=10, deadline=None)
@@ -36,7 +37,14 @@ def tiny(pe, **overrides):
 # (abacus offsets and random positions active), for every encoding.
 
 
-@pytest.mark.parametrize("pe,randomized", [(pe, False) for pe in ENCODINGS] + [(pe, True) for pe in INDEXED])
+# Position coupling reads the prompt as a whole: an operand digit's id is its significance,
+# which depends on the digits after it in its number. The prompt is always complete before the
+# first answer token is predicted, so only the answer must be causal (tested below).
+CAUSAL_FROM_THE_FIRST_TOKEN = [pe for pe in ENCODINGS if pe != "coupled"]
+
+
+@pytest.mark.parametrize("pe,randomized", [(pe, False) for pe in CAUSAL_FROM_THE_FIRST_TOKEN] +
+                         [(pe, True) for pe in INDEXED])
 def test_later_tokens_never_change_earlier_logits(pe, randomized):
     cfg = tiny(pe, randomized_positions=randomized)
     seq_len = 12
@@ -257,7 +265,7 @@ def test_learned_table_too_small_is_a_config_error():
 
 def test_unknown_encoding_lists_the_allowed():
     message = ("model.pe: unknown positional encoding 'xpos'; allowed: none, learned, sinusoidal, rope, alibi, t5, "
-               "fire, abacus")
+               "fire, abacus, coupled")
     with pytest.raises(ConfigError, match=re.escape(message)):
         tiny("xpos").validate(VOCAB, 8)
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -291,6 +299,7 @@ def test_positions_needed_sizes_each_table():
     assert positional.positions_needed(tiny("rope"), 30) == 0
     assert positional.positions_needed(tiny("learned"), 30) == 30
     assert positional.positions_needed(tiny("abacus"), 30) == 30 + TINY["abacus_max_offset"]
+    assert positional.positions_needed(tiny("coupled"), 30) == 30 + 2 + TINY["coupling_max_offset"]
     assert positional.positions_needed(tiny("alibi", randomized_positions=True), 30) == 30
 
 
@@ -369,3 +378,89 @@ def test_padding_the_sequence_for_cudnn_leaves_causal_attention_unchanged(seq_le
     got = model.causal_attention_padded(q, k, v, multiple, "xla")
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Position coupling.
+
+
+def _tokens(text: str) -> jax.Array:
+    return jnp.asarray([[tasks.TOKEN_CHARS.index(ch) for ch in text]])
+
+
+@pytest.mark.parametrize("text, ids", [
+    # 653 + 49 = 702: operands by significance, '=' predicts the units (1), result digit s is id s + 2.
+    ("653+049=2070;..", [3, 2, 1, 0, 3, 2, 1, 1, 2, 3, 4, 5, 0, 0, 0]),
+    # 653 * 49 = 31997 (N x 2 multiplication), with BOS.
+    ("$653*049=799130;", [0, 3, 2, 1, 0, 3, 2, 1, 1, 2, 3, 4, 5, 6, 7, 0]),
+    # (653 + 49) mod 101 = 96, a 3-digit modular result.
+    ("653+049=690;", [3, 2, 1, 0, 3, 2, 1, 1, 2, 3, 4, 0]),
+    ("7+5=21;", [1, 0, 1, 1, 2, 3, 0]),
+])
+def test_coupled_ids_of_hand_made_examples(text, ids):
+    assert positional.EQUALS_TOKEN == tasks.EQUALS
+    assert np.asarray(positional.coupled_ids(_tokens(text)))[0].tolist() == ids
+
+
+def test_coupled_ids_follow_the_encoder_layout():
+    # Every digit of significance s in a, b and the token predicting c's digit s share one id.
+    spec = tasks.TaskSpec("add", 6, tasks.Format.parse("pad=common,reverse_result,bos,eos", task="add"))
+    a, b = jax.random.randint(jax.random.key(1), (2, 64, 6), 0, 10)
+    a = a * (jnp.arange(6) < jax.random.randint(jax.random.key(2), (64, 1), 1, 7))  # lengths 1..6
+    batch = tasks.batch_for_operands(spec, a, b, None)
+    ids_BxT = np.asarray(positional.coupled_ids(batch.tokens))
+    tokens_BxT = np.asarray(batch.tokens)
+    for row in range(64):
+        text = tasks.detokenize(tokens_BxT[row])
+        equals = text.index("=")
+        length = text.index("+") - 1  # after BOS
+        for s in range(length):
+            a_at, b_at = 1 + length - 1 - s, text.index("+") + length - s
+            predicting = equals + s  # '=' predicts digit 0; result digit s - 1 predicts digit s
+            assert ids_BxT[row, a_at] == ids_BxT[row, b_at] == ids_BxT[row, predicting] == s + 1, text
+
+
+def test_coupling_offsets_shift_every_id_of_a_sequence_together():
+    cfg = tiny("coupled")
+    coupled = positional.build(cfg, nnx.Rngs(params=jax.random.key(3)))
+    tokens_BxT = jnp.concatenate([_tokens("653+049=2070;.")] * 32)
+    ids_T = np.asarray(positional.coupled_ids(tokens_BxT))[0]
+    table = np.asarray(coupled.table.embedding[...])
+    trained_BxTxD = np.asarray(coupled.embedding(tokens_BxT, None, jax.random.key(6)))
+    offsets = set()
+    for row in range(32):
+        matches = [o for o in range(cfg.coupling_max_offset + 1)
+                   if np.array_equal(trained_BxTxD[row], table[np.where(ids_T > 0, ids_T + o, 0)])]
+        assert len(matches) == 1  # one offset explains the whole row: differences between ids are kept
+        offsets.add(matches[0])
+    assert len(offsets) > 1  # drawn per example
+    np.testing.assert_array_equal(coupled.embedding(tokens_BxT, None, None), table[np.broadcast_to(ids_T, (32, 14))])
+
+
+@pytest.mark.parametrize("layout, problem", [
+    ("pad=common,reverse_operands,reverse_result", "operands in written order (no reverse_operands)"),
+    ("pad=common", "a reversed result (reverse_result)"),
+    ("pad=6/7,reverse_result,hints", "no index hints"),
+    ("reverse_result", "operands padded to a common length (pad=common or pad=N)"),
+    ("pad=6/7,reverse_result,no_symbols", "'+'/'*' and '=' symbols (no_symbols removes them)"),
+])
+def test_layouts_coupling_cannot_read_are_config_errors(layout, problem):
+    fmt = tasks.Format.parse(layout, task="add")
+    with pytest.raises(ConfigError, match=r"^model\.pe: 'coupled' cannot couple the layout .*" + re.escape(problem)):
+        tiny("coupled").validate(VOCAB, 30, fmt)
+    tiny("coupled").validate(VOCAB, 30, tasks.Format.parse("pad=common,reverse_result", task="add"))
+
+
+def test_coupled_answers_never_see_later_answer_tokens():
+    cfg = tiny("coupled")
+    graphdef, params = model.init(cfg, VOCAB, jax.random.key(0))
+    forward = quick_jit(lambda tokens_BxT: model.apply(graphdef, params, tokens_BxT, jax.random.key(2)))
+    prompt = "653+049="
+    answers = jax.random.randint(jax.random.key(1), (6, 6), 0, VOCAB)
+    tokens_BxT = jnp.concatenate([jnp.repeat(_tokens(prompt), 6, axis=0), answers], axis=1)
+    rows, start = jnp.arange(6), len(prompt)
+    changed_BxT = tokens_BxT.at[rows, start + rows].set((tokens_BxT[rows, start + rows] + 7) % VOCAB)
+    before, after = np.asarray(forward(tokens_BxT)), np.asarray(forward(changed_BxT))
+    for r in range(6):
+        np.testing.assert_allclose(after[r, :start + r], before[r, :start + r], atol=1e-6)
+        assert not np.allclose(after[r, start + r:], before[r, start + r:], atol=1e-6)

@@ -412,3 +412,33 @@ def test_unknown_format_flag_lists_the_allowed_ones():
 def test_bad_specs_name_the_field(make, message):
     with pytest.raises(ConfigError, match="^" + re.escape(message)):
         make()
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=st.sampled_from(["add", "mul", "mod_add"]), seed=st.integers(0, 2**16), bos=st.booleans())
+def test_pad_common_pads_both_operands_to_the_longer_and_reads_back(name, seed, bos):
+    width, modulus = 7, 97
+    fmt = tasks.Format.parse(f"pad=common,reverse_result{',bos' if bos else ''},eos", task=name)
+    assert tasks.Format.parse(str(fmt)) == fmt
+    spec = tasks.TaskSpec(name, width, fmt, modulus if name == "mod_add" else 0)
+    key_a, key_b, key_len = jax.random.split(jax.random.key(seed), 3)
+    lengths = jax.random.randint(key_len, (2, 16, 1), 1, width + 1)
+    a, b = (jax.random.randint(k, (16, width), 0, 10) * (jnp.arange(width) < n)
+            for k, n in ((key_a, lengths[0]), (key_b, lengths[1])))
+    batch = tasks.batch_for_operands(spec, a, b, modulus)
+    c, ok = tasks.read_result(spec, batch.tokens, batch.answer_start)
+    assert np.asarray(ok).all()
+    for row in range(16):
+        x, y = tasks.digits_to_int(np.asarray(a[row])), tasks.digits_to_int(np.asarray(b[row]))
+        common = max(len(str(x)), len(str(y)))
+        want = {"add": x + y, "mul": x * y, "mod_add": (x + y) % modulus}[name]
+        want_width = {"add": common + 1, "mul": 2 * common, "mod_add": 2}[name]
+        text = tasks.detokenize(np.asarray(batch.tokens[row])).rstrip(".")
+        assert text == ("$" if bos else "") + f"{str(x).zfill(common)}{'*' if name == 'mul' else '+'}" \
+                       f"{str(y).zfill(common)}={str(want).zfill(want_width)[::-1]};"
+        assert tasks.digits_to_int(np.asarray(c[row])) == want
+
+
+def test_pad_common_excludes_fixed_padding():
+    assert tasks.Format.parse("pad=common,pad=6/7").pad_common is False
+    assert tasks.Format.parse("pad=6/7,pad=common") == tasks.Format(pad_common=True)

@@ -1,5 +1,6 @@
 """Population training: members train independently, values never recompile, NaN freezes."""
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -252,3 +253,26 @@ def _without_key_bias(name: str, leaf: np.ndarray) -> np.ndarray:
 GOLDEN_LOSS = 3.072306
 GOLDEN_GRAD_NORM = 33.977654
 GOLDEN_PARAM_L1_CHANGE = 7.251744
+
+
+def test_training_batches_drop_the_tail_only_longer_eval_operands_need():
+    # pad=common is left-aligned: trained on <= 2 digits, evaluated on 6, a training sequence
+    # fits in the 2-digit spec's length. Cutting the tail must not change the loss (it holds
+    # only PAD, outside the loss mask, after every real token).
+    config = tiny_config(task__format="pad=common,reverse_result,eos", task__name="add",
+                         eval__lengths=(1, 2, 6), model__pe="coupled", model__coupling_max_offset=8,
+                         log__tensorboard=False)
+    run = train.build_runs(config, population.plan(config))[0]
+    program, spec = run.program, run.group.spec
+    fns = program.step_functions
+    assert fns.train_seq_len == 2 + 2 + 2 + 3 + 1 < spec.seq_len == 6 + 6 + 2 + 7 + 1
+    state = program.init(run.group.column("seed", np.uint32))
+    member_state = _member({k: state[k] for k in train.STEP_STATE}, 0)
+    inputs = {"hyper": _member(run.hyper, 0), "member_data": None, "host_step": None}
+    step = jax.jit(train.member_step, static_argnums=0)
+    cut = step(fns, member_state, inputs, np.int32(3))[1]["loss"]
+    whole = step(dataclasses.replace(fns, train_seq_len=None), member_state, inputs, np.int32(3))[1]["loss"]
+    np.testing.assert_allclose(cut, whole, rtol=1e-6)
+    fixed = tiny_config(eval__lengths=(1, 2, 4))  # pad=4/2: every slot is used, nothing is cut
+    assert train.build_runs(fixed, population.plan(fixed))[0].program.step_functions.train_seq_len == \
+        population.plan(fixed)[0].spec.seq_len
