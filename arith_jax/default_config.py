@@ -53,6 +53,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.fire_init_threshold = 512.0
     c.model.abacus_max_offset = 100  # random offset range of Abacus digit positions in training
     c.model.coupling_max_offset = 100  # random start offset of coupled position ids in training
+    # Looped transformer: the blocks applied this many times with shared weights; input
+    # injection adds the embedded input back before each pass after the first.
+    c.model.recurrences = 1
+    c.model.input_injection = False
 
     # The population: the product of these lists. Members differing only in these values
     # train in one compiled program, and so do members differing in `train_sampling` or

@@ -53,6 +53,11 @@ class ModelConfig:
     abacus_max_offset: int = 100
     # Position coupling's random start offset in training (Cho et al. draw it per example).
     coupling_max_offset: int = 100
+    # Looped transformer (McLeish et al. 2024): the block stack is applied `recurrences` times
+    # with the same weights; with input injection the embedded input is added back to the
+    # residual stream before every pass after the first.
+    recurrences: int = 1
+    input_injection: bool = False
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> ModelConfig:
@@ -77,6 +82,11 @@ class ModelConfig:
                 raise ConfigError(f"model.{field}", f"must be a positive integer, got {value!r}")
         if self.d_model % self.num_heads:
             raise ConfigError("model.num_heads", f"must divide d_model = {self.d_model}, got {self.num_heads}")
+        if isinstance(self.recurrences, bool) or not isinstance(self.recurrences, int) or self.recurrences < 1:
+            raise ConfigError("model.recurrences", f"must be a positive integer, got {self.recurrences!r}")
+        if self.input_injection and self.recurrences == 1:
+            raise ConfigError("model.input_injection", "needs model.recurrences > 1 (it re-adds the input "
+                                                       "before each pass after the first)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
         if self.compute_dtype not in COMPUTE_DTYPES:
@@ -172,12 +182,12 @@ class Transformer(nnx.Module):
 
     def __call__(self, tokens_BxT: jax.Array, key: jax.Array | None = None, return_hidden: bool = False):
         seq_len = tokens_BxT.shape[1]
+        passes = self.cfg.recurrences * len(self.blocks)
         if key is None:
             positions_key = encoding_key = embedding_dropout_key = None
-            block_keys = [None] * len(self.blocks)
+            block_keys = [None] * passes
         else:
-            positions_key, encoding_key, embedding_dropout_key, *block_keys = jax.random.split(
-                key, 3 + len(self.blocks))
+            positions_key, encoding_key, embedding_dropout_key, *block_keys = jax.random.split(key, 3 + passes)
         positions_T = positional.token_positions(self.cfg, seq_len, positions_key)
 
         x_BxTxD = self.token_embedding(tokens_BxT)
@@ -186,8 +196,13 @@ class Transformer(nnx.Module):
             x_BxTxD = x_BxTxD + position_embedding
         x_BxTxD = self.embedding_dropout(x_BxTxD, deterministic=key is None, rngs=embedding_dropout_key)
         bias_1xNxTxT = self.encoding.attention_bias(positions_T)
-        for block, block_key in zip(self.blocks, block_keys):
-            x_BxTxD = block(x_BxTxD, self.encoding, positions_T, bias_1xNxTxT, block_key)
+        input_BxTxD = x_BxTxD
+        for recurrence in range(self.cfg.recurrences):
+            if recurrence and self.cfg.input_injection:
+                x_BxTxD = x_BxTxD + input_BxTxD
+            for i, block in enumerate(self.blocks):
+                x_BxTxD = block(x_BxTxD, self.encoding, positions_T, bias_1xNxTxT,
+                                block_keys[recurrence * len(self.blocks) + i])
 
         hidden_BxTxD = self.final_norm(x_BxTxD)
         hidden_for_head = hidden_BxTxD.astype(self.compute_dtype)
@@ -227,7 +242,10 @@ def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> float:
     Each weight costs 2 FLOPs per token forward and 4 backward, hence 6 N. The attention scores
     and their weighted sum cost 2 x 2 T d per token and layer forward, 3x that with backward:
     12 L T d, counting the full T x T (the causal half is not subtracted, by convention).
-    Embedding lookups, norms, biases and the positional encodings' own work are left out.
+    Embedding lookups, norms, biases and the positional encodings' own work are left out. A
+    looped model counts its blocks once per recurrence: it does their work R times with the
+    same weights.
     """
-    matmul_params = cfg.num_layers * (4 * cfg.d_model ** 2 + 2 * cfg.d_model * cfg.d_ff) + cfg.d_model * vocab_size
-    return 6.0 * matmul_params + 12.0 * cfg.num_layers * seq_len * cfg.d_model
+    passes = cfg.num_layers * cfg.recurrences
+    block_params = 4 * cfg.d_model ** 2 + 2 * cfg.d_model * cfg.d_ff
+    return 6.0 * (passes * block_params + cfg.d_model * vocab_size) + 12.0 * passes * seq_len * cfg.d_model

@@ -289,6 +289,8 @@ def test_unknown_encoding_lists_the_allowed():
     (dict(pe="alibi", attention_impl="cudnn", compute_dtype="bfloat16"),
      "model.attention_impl: cudnn is not offered with 'alibi'"),
     (dict(attention_impl="cudnn"), "model.attention_impl: cudnn needs compute_dtype 'bfloat16'"),
+    (dict(recurrences=0), "model.recurrences: must be a positive integer, got 0"),
+    (dict(input_injection=True), "model.input_injection: needs model.recurrences > 1"),
 ])
 def test_bad_model_settings_name_their_field(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -464,3 +466,34 @@ def test_coupled_answers_never_see_later_answer_tokens():
     for r in range(6):
         np.testing.assert_allclose(after[r, :start + r], before[r, :start + r], atol=1e-6)
         assert not np.allclose(after[r, start + r:], before[r, start + r:], atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Looped transformer with input injection.
+
+
+def test_looped_model_reapplies_its_blocks_with_the_input_added_back():
+    cfg = tiny("learned", recurrences=3, input_injection=True)
+    looped = model.Transformer(cfg, VOCAB, nnx.Rngs(params=jax.random.key(0)))
+    tokens_BxT = jax.random.randint(jax.random.key(1), (2, 9), 0, VOCAB)
+    positions_T = jnp.arange(9)
+    input_BxTxD = looped.token_embedding(tokens_BxT) + looped.encoding.embedding(tokens_BxT, positions_T, None)
+    x_BxTxD = input_BxTxD
+    for recurrence in range(3):
+        x_BxTxD = x_BxTxD + input_BxTxD if recurrence else x_BxTxD
+        for block in looped.blocks:
+            x_BxTxD = block(x_BxTxD, looped.encoding, positions_T, None, None)
+    by_hand = looped.head(looped.final_norm(x_BxTxD))
+    np.testing.assert_allclose(looped(tokens_BxT), by_hand, rtol=1e-5, atol=1e-5)
+    without = model.Transformer(dataclasses.replace(cfg, input_injection=False), VOCAB,
+                                nnx.Rngs(params=jax.random.key(0)))
+    assert not np.allclose(without(tokens_BxT), by_hand, atol=1e-4)  # injection changes the function
+
+
+def test_loops_share_weights_and_count_their_flops_per_pass():
+    once, thrice = tiny("learned"), tiny("learned", recurrences=3)
+    count = lambda cfg: model.param_count(model.init(cfg, VOCAB, jax.random.key(0))[1])
+    assert count(thrice) == count(once)
+    d, ff, L, T = TINY["d_model"], TINY["d_ff"], TINY["num_layers"], 30
+    block = 4 * d * d + 2 * d * ff
+    assert model.flops_per_token(thrice, VOCAB, T) == 6 * (3 * L * block + d * VOCAB) + 12 * 3 * L * T * d
