@@ -1,6 +1,6 @@
 """Xu et al. (ACL 2025), APE multiplication by training set: D12, D2, D3, D34 and D234,
 members of one program, tested on 1..4 digits (the paper's 4x4x128 "micro" size), dropout
-0.1; configs/acl2025_multiplication_cpu.py is the CPU size.
+0.1. Sized for an accelerator; no CPU size is written yet.
 
     arith-jax train --config=configs/acl2025_multiplication.py --workdir=runs/acl_mul
 """
