@@ -99,6 +99,24 @@ def exact_match(logits_BxTxV, batch: tasks.Batch, spec: tasks.TaskSpec):
     return exact_B, digit_correct_B
 
 
+def greedy_decode_cached(prefill_fn, step_fn, batch: tasks.Batch, answer_len: int):
+    """greedy_decode with a KV cache: one forward pass over the initial tokens (the prompt's
+    keys and values; the answer window's are overwritten before they are read), then one token
+    per row and step. prefill_fn(tokens) -> cache; step_fn(tokens, cache, position_B) ->
+    (logits_BxV at position_B, cache). The same tokens as greedy_decode, at (answer_len + T)
+    token-passes instead of answer_len x T."""
+    rows_B = jnp.arange(batch.tokens.shape[0])
+
+    def write_next(k, carry):
+        tokens_BxT, cache = carry
+        position_B = batch.answer_start + k
+        logits_BxV, cache = step_fn(tokens_BxT, cache, position_B - 1)
+        tokens_BxT = tokens_BxT.at[rows_B, position_B].set(jnp.argmax(logits_BxV, axis=-1).astype(tokens_BxT.dtype))
+        return tokens_BxT, cache
+
+    return jax.lax.fori_loop(0, answer_len, write_next, (batch.tokens, prefill_fn(batch.tokens)))[0]
+
+
 def greedy_decode(apply_fn, batch: tasks.Batch, answer_len: int):
     """The model's own answers: tokens_BxT with its answer window filled greedily.
 
@@ -133,8 +151,12 @@ def equivalence_target(spec: tasks.TaskSpec, a_BxW, b_BxW, n_train, modulus):
     return tasks.compute_result(spec.name, jnp.where(kept_W, a_BxW, 0), jnp.where(kept_W, b_BxW, 0), modulus)
 
 
-def member_metrics(apply_fn, spec: tasks.TaskSpec, a_BxW, b_BxW, modulus, n_train, decode: bool) -> dict:
+def member_metrics(apply_fn, spec: tasks.TaskSpec, a_BxW, b_BxW, modulus, n_train, decode: bool,
+                   decoder=None) -> dict:
     """One member's scalars at one length: acc, digit_acc (+ decoded_acc, equiv_acc if decode).
+
+    decoder: (prefill_fn, step_fn) to decode with a KV cache (greedy_decode_cached); None
+    recomputes the whole sequence per token (greedy_decode).
 
     decoded_acc is the share of decoded answers equal token for token to the reference over
     the answer mask; it equals acc by construction of greedy decoding, so a difference is a
@@ -145,7 +167,8 @@ def member_metrics(apply_fn, spec: tasks.TaskSpec, a_BxW, b_BxW, modulus, n_trai
     exact_B, digit_correct_B = exact_match(apply_fn(batch.tokens), batch, spec)
     metrics = {"acc": exact_B.mean(), "digit_acc": digit_correct_B.mean()}
     if decode:
-        decoded_BxT = greedy_decode(apply_fn, batch, spec.answer_len)
+        decoded_BxT = (greedy_decode(apply_fn, batch, spec.answer_len) if decoder is None
+                       else greedy_decode_cached(*decoder, batch, spec.answer_len))
         metrics["decoded_acc"] = jnp.all((decoded_BxT == batch.tokens) | ~batch.answer_mask, axis=1).mean()
         c_decoded, well_formed_B = tasks.read_result(spec, decoded_BxT, batch.answer_start)
         target = equivalence_target(spec, batch.a, batch.b, n_train, modulus)

@@ -115,18 +115,46 @@ class Attention(nnx.Module):
         self.qkv = nnx.Linear(cfg.d_model, 3 * cfg.d_model, dtype=dtype, rngs=rngs)
         self.out = nnx.Linear(cfg.d_model, cfg.d_model, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x_BxTxD, encoding: positional.PositionalEncoding, positions_T, bias_1xNxTxT):
+    def _projected(self, x_BxTxD, encoding, positions_T):
         batch, seq_len, d_model = x_BxTxD.shape
-        head_dim = d_model // self.num_heads
-        qkv_BxTx3xNxH = self.qkv(x_BxTxD).reshape(batch, seq_len, 3, self.num_heads, head_dim)
+        qkv_BxTx3xNxH = self.qkv(x_BxTxD).reshape(batch, seq_len, 3, self.num_heads, d_model // self.num_heads)
         q_BxTxNxH, k_BxTxNxH, v_BxTxNxH = (qkv_BxTx3xNxH[:, :, i] for i in range(3))
         q_BxTxNxH, k_BxTxNxH = encoding.rotate(q_BxTxNxH, k_BxTxNxH, positions_T)
+        return q_BxTxNxH, k_BxTxNxH, v_BxTxNxH
+
+    def __call__(self, x_BxTxD, encoding: positional.PositionalEncoding, positions_T, bias_1xNxTxT,
+                 kv_out: list | None = None):
+        batch, seq_len, d_model = x_BxTxD.shape
+        q_BxTxNxH, k_BxTxNxH, v_BxTxNxH = self._projected(x_BxTxD, encoding, positions_T)
+        if kv_out is not None:  # prefill: the keys and values a KV-cached decoder starts from
+            kv_out.append((k_BxTxNxH, v_BxTxNxH))
         if self.implementation == "cudnn":
             heads_BxTxNxH = causal_attention_padded(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, CUDNN_SEQ_MULTIPLE, "cudnn")
         else:
             heads_BxTxNxH = jax.nn.dot_product_attention(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, bias=bias_1xNxTxT,
                                                          is_causal=True, implementation=self.implementation)
         return self.out(heads_BxTxNxH.reshape(batch, seq_len, d_model))
+
+
+    def decode(self, x_BxD, encoding, positions_T, bias_1xNxTxT, cache, position_B):
+        """Attention of one new token per row, at `position_B`, over the cached keys and values
+        (this token's own written in first): ((out_BxD), updated cache)."""
+        k_cache_BxTxNxH, v_cache_BxTxNxH = cache
+        rows_B = jnp.arange(x_BxD.shape[0])
+        # rotate() works position by position: the rows stand in for its T axis.
+        q_1xBxNxH, k_1xBxNxH, v_1xBxNxH = self._projected(x_BxD[None], encoding, positions_T[position_B])
+        k_cache_BxTxNxH = k_cache_BxTxNxH.at[rows_B, position_B].set(k_1xBxNxH[0])
+        v_cache_BxTxNxH = v_cache_BxTxNxH.at[rows_B, position_B].set(v_1xBxNxH[0])
+        q_BxNxH = q_1xBxNxH[0]
+        scores_BxNxT = jnp.einsum("bnh,btnh->bnt", q_BxNxH, k_cache_BxTxNxH).astype(jnp.float32)
+        scores_BxNxT = scores_BxNxT / jnp.sqrt(jnp.float32(q_BxNxH.shape[-1]))
+        if bias_1xNxTxT is not None:
+            scores_BxNxT = scores_BxNxT + jnp.transpose(bias_1xNxTxT[0][:, position_B], (1, 0, 2))
+        seen_BxT = jnp.arange(k_cache_BxTxNxH.shape[1])[None, :] <= position_B[:, None]
+        scores_BxNxT = jnp.where(seen_BxT[:, None, :], scores_BxNxT, -jnp.inf)
+        weights_BxNxT = jax.nn.softmax(scores_BxNxT, axis=-1).astype(v_cache_BxTxNxH.dtype)
+        heads_BxNxH = jnp.einsum("bnt,btnh->bnh", weights_BxNxT, v_cache_BxTxNxH)
+        return self.out(heads_BxNxH.reshape(x_BxD.shape)), (k_cache_BxTxNxH, v_cache_BxTxNxH)
 
 
 # cuDNN's fused kernel rejects odd sequence lengths in training ("Unsupported sequence length Q 51,
@@ -158,13 +186,21 @@ class Block(nnx.Module):
         self.mlp_out = nnx.Linear(cfg.d_ff, cfg.d_model, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(cfg.dropout)
 
-    def __call__(self, x_BxTxD, encoding, positions_T, bias_1xNxTxT, key: jax.Array | None):
+    def __call__(self, x_BxTxD, encoding, positions_T, bias_1xNxTxT, key: jax.Array | None,
+                 kv_out: list | None = None):
         attention_key, mlp_key = (None, None) if key is None else jax.random.split(key)
         # The residual stream stays float32: bfloat16 sublayer outputs are promoted on addition.
-        attended_BxTxD = self.attention(self.attention_norm(x_BxTxD), encoding, positions_T, bias_1xNxTxT)
+        attended_BxTxD = self.attention(self.attention_norm(x_BxTxD), encoding, positions_T, bias_1xNxTxT, kv_out)
         x_BxTxD = x_BxTxD + self.dropout(attended_BxTxD, deterministic=key is None, rngs=attention_key)
         mlp_BxTxD = self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x_BxTxD))))
         return x_BxTxD + self.dropout(mlp_BxTxD, deterministic=key is None, rngs=mlp_key)
+
+    def decode(self, x_BxD, encoding, positions_T, bias_1xNxTxT, cache, position_B):
+        """The block for one new token per row (evaluation: no dropout), with its KV cache."""
+        attended_BxD, cache = self.attention.decode(self.attention_norm(x_BxD), encoding, positions_T,
+                                                    bias_1xNxTxT, cache, position_B)
+        x_BxD = x_BxD + attended_BxD
+        return x_BxD + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x_BxD)))), cache
 
 
 class Transformer(nnx.Module):
@@ -180,7 +216,7 @@ class Transformer(nnx.Module):
         self.head = None if cfg.tied_embeddings else nnx.Linear(
             cfg.d_model, vocab_size, use_bias=False, dtype=self.compute_dtype, rngs=rngs)
 
-    def __call__(self, tokens_BxT: jax.Array, key: jax.Array | None = None, return_hidden: bool = False):
+    def forward(self, tokens_BxT: jax.Array, key: jax.Array | None, return_hidden: bool, kv_out: list | None = None):
         seq_len = tokens_BxT.shape[1]
         passes = self.cfg.recurrences * len(self.blocks)
         if key is None:
@@ -202,13 +238,50 @@ class Transformer(nnx.Module):
                 x_BxTxD = x_BxTxD + input_BxTxD
             for i, block in enumerate(self.blocks):
                 x_BxTxD = block(x_BxTxD, self.encoding, positions_T, bias_1xNxTxT,
-                                block_keys[recurrence * len(self.blocks) + i])
+                                block_keys[recurrence * len(self.blocks) + i], kv_out)
+        return self._head(x_BxTxD, return_hidden)
 
-        hidden_BxTxD = self.final_norm(x_BxTxD)
+    def __call__(self, tokens_BxT: jax.Array, key: jax.Array | None = None, return_hidden: bool = False):
+        return self.forward(tokens_BxT, key, return_hidden)
+
+    def prefill(self, tokens_BxT: jax.Array) -> list:
+        """Evaluation forward pass that returns only every block pass's (keys, values): the
+        KV cache `decode_step` starts from."""
+        kv_out = []
+        self.forward(tokens_BxT, None, False, kv_out)
+        return kv_out
+
+    def decode_step(self, tokens_BxT: jax.Array, cache: list, position_B: jax.Array):
+        """Logits ``BxV`` at ``position_B`` (per row) for the token there, attending to the cached
+        positions before it; returns (logits, cache with this position written). Positions from
+        0 to ``position_B - 1`` must be in the cache (prefilled or written by earlier steps); the
+        tokens at and before ``position_B`` are read, later ones are not."""
+        rows_B = jnp.arange(tokens_BxT.shape[0])
+        positions_T = positional.token_positions(self.cfg, tokens_BxT.shape[1], None)
+        x_BxD = self.token_embedding(tokens_BxT[rows_B, position_B])
+        # Position embeddings of the whole row (cheap: a lookup), taken at the new token: an
+        # encoding that reads the tokens (abacus, coupled) sees the row as written so far.
+        position_embedding = self.encoding.embedding(tokens_BxT, positions_T, None)
+        if position_embedding is not None:
+            x_BxD = x_BxD + (position_embedding[position_B] if position_embedding.ndim == 2
+                             else position_embedding[rows_B, position_B])
+        bias_1xNxTxT = self.encoding.attention_bias(positions_T)
+        input_BxD, new_cache = x_BxD, []
+        for recurrence in range(self.cfg.recurrences):
+            if recurrence and self.cfg.input_injection:
+                x_BxD = x_BxD + input_BxD
+            for block in self.blocks:
+                x_BxD, block_cache = block.decode(x_BxD, self.encoding, positions_T, bias_1xNxTxT,
+                                                  cache[len(new_cache)], position_B)
+                new_cache.append(block_cache)
+        return self._head(x_BxD, False), new_cache
+
+    def _head(self, x, return_hidden: bool):
+        hidden_BxTxD = self.final_norm(x)
         hidden_for_head = hidden_BxTxD.astype(self.compute_dtype)
         if self.head is None:
             table_VxD = self.token_embedding.embedding[...].astype(self.compute_dtype)
-            logits_BxTxV = jnp.einsum("btd,vd->btv", hidden_for_head, table_VxD)
+            logits_BxTxV = jnp.einsum("...d,vd->...v", hidden_for_head, table_VxD)
         else:
             logits_BxTxV = self.head(hidden_for_head)
         logits_BxTxV = logits_BxTxV.astype(jnp.float32)
@@ -228,6 +301,17 @@ def apply(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxT: jax.Array, key:
     positions from a fixed key. A key is training: dropout, abacus offsets, random positions.
     """
     return nnx.merge(graphdef, params)(tokens_BxT, key=key, return_hidden=return_hidden)
+
+
+def prefill(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxT: jax.Array) -> list:
+    """The KV cache of an evaluation pass over ``tokens_BxT`` (Transformer.prefill)."""
+    return nnx.merge(graphdef, params).prefill(tokens_BxT)
+
+
+def decode_step(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxT: jax.Array, cache: list,
+                position_B: jax.Array):
+    """(logits_BxV at position_B, updated cache): one KV-cached step (Transformer.decode_step)."""
+    return nnx.merge(graphdef, params).decode_step(tokens_BxT, cache, position_B)
 
 
 def param_count(params: nnx.State) -> int:

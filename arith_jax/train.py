@@ -246,8 +246,11 @@ class GroupProgram:
     def _eval_length(self, params, modulus_M, n_train_M, a_NxW, b_NxW):
         def one(params_m, modulus, n_train):
             apply_fn = lambda tokens: model_lib.apply(self.graphdef, params_m, tokens)
+            decoder = (lambda tokens: model_lib.prefill(self.graphdef, params_m, tokens),
+                       lambda tokens, cache, position: model_lib.decode_step(self.graphdef, params_m, tokens,
+                                                                            cache, position))
             return evaluate.member_metrics(apply_fn, self.static.spec, a_NxW, b_NxW, modulus, n_train,
-                                           decode=self.static.decode)
+                                           decode=self.static.decode, decoder=decoder)
 
         return jax.vmap(one, spmd_axis_name=sharding.POP)(params, modulus_M, n_train_M)
 

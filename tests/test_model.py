@@ -497,3 +497,40 @@ def test_loops_share_weights_and_count_their_flops_per_pass():
     d, ff, L, T = TINY["d_model"], TINY["d_ff"], TINY["num_layers"], 30
     block = 4 * d * d + 2 * d * ff
     assert model.flops_per_token(thrice, VOCAB, T) == 6 * (3 * L * block + d * VOCAB) + 12 * 3 * L * T * d
+
+
+# ---------------------------------------------------------------------------------------------
+# KV-cached decoding: the same tokens as recomputing the whole sequence per token.
+
+
+@pytest.mark.parametrize("pe, overrides", [(pe, {}) for pe in ENCODINGS] + [
+    ("rope", dict(randomized_positions=True)), ("learned", dict(recurrences=2, input_injection=True)),
+    ("learned", dict(tied_embeddings=True))])
+def test_cached_decoding_writes_what_full_recomputation_writes(pe, overrides):
+    from arith_jax import evaluate
+    cfg = tiny(pe, **overrides)
+    spec = tasks.TaskSpec("add", 4, tasks.Format.parse("pad=common,reverse_result,eos", task="add"))
+    graphdef, params = model.init(cfg, VOCAB, jax.random.key(0))
+    a, b = jax.random.randint(jax.random.key(1), (2, 8, 4), 0, 10)
+    lengths = jnp.arange(8)[:, None] % 4 + 1  # 1..4 digits: each row's answer starts at its own place
+    a, b = a * (jnp.arange(4) < lengths), b * (jnp.arange(4) < lengths)
+    batch = tasks.batch_for_operands(spec, a, b, None)
+    apply_fn = lambda tokens: model.apply(graphdef, params, tokens)
+    full = quick_jit(lambda: evaluate.greedy_decode(apply_fn, batch, spec.answer_len))()
+    cached = quick_jit(lambda: evaluate.greedy_decode_cached(
+        lambda tokens: model.prefill(graphdef, params, tokens),
+        lambda tokens, cache, position: model.decode_step(graphdef, params, tokens, cache, position),
+        batch, spec.answer_len))()
+    np.testing.assert_array_equal(cached, full)
+    assert len(set(np.asarray(batch.answer_start).tolist())) > 1
+
+
+def test_a_cached_step_gives_the_full_forward_logits():
+    cfg = tiny("alibi", recurrences=2)
+    graphdef, params = model.init(cfg, VOCAB, jax.random.key(3))
+    tokens_BxT = jax.random.randint(jax.random.key(4), (4, 10), 0, VOCAB)
+    full_BxTxV = model.apply(graphdef, params, tokens_BxT)
+    cache = model.prefill(graphdef, params, tokens_BxT)
+    position_B = jnp.asarray([3, 9, 0, 6])
+    logits_BxV, _ = model.decode_step(graphdef, params, tokens_BxT, cache, position_B)
+    np.testing.assert_allclose(logits_BxV, full_BxTxV[jnp.arange(4), position_B], rtol=1e-5, atol=1e-5)
