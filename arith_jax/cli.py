@@ -109,14 +109,14 @@ def cmd_analyze() -> None:
 
 
 def cmd_data() -> None:
-    from arith_jax import population, tasks
+    from arith_jax import population, printing
     config = FLAGS.config
     group = population.plan(config)[0]
     moduli = [m.get("p", 0) for m in group.members]
     modulus = FLAGS.modulus or moduli[0]
     if modulus and modulus not in moduli:
         raise ConfigError("--modulus", f"{modulus} is not one of the config's task.moduli {sorted(set(moduli))}")
-    for line in tasks.print_examples(group.spec, group.sampling_of(group.members[0]), FLAGS.n, FLAGS.seed, modulus, raw=FLAGS.raw):
+    for line in printing.print_examples(group.spec, group.sampling_of(group.members[0]), FLAGS.n, FLAGS.seed, modulus, raw=FLAGS.raw):
         print(line)
 
 

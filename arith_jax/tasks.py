@@ -1,9 +1,9 @@
-"""Arithmetic tasks on digit arrays: sampling, exact answers and token layouts, all inside jit.
+"""The task and its token layout, inside jit: the vocabulary, `Format` (how a problem becomes
+tokens), `TaskSpec` (everything static about a task), encoding a batch and reading answers back.
 
-Numbers are little-endian int32 digit arrays (`a_BxW[:, 0]` is the units digit) of a static
-width, so a 128-digit operand costs what a 3-digit one does and no Python int or int64 ever
-reaches the device. The modulus of the modular tasks is a traced int32 scalar, so one
-compiled generator serves a population of moduli under `jax.vmap`.
+The other concerns live beside it: digit arithmetic and the task names in `digits`, operand
+sampling in `sampling`, human-readable examples in `printing`. Their names are re-exported
+here, so `tasks.Sampling` or `tasks.compute_result` keep working for callers.
 
 Layout of one example (every part optional except the numbers, as the Format says):
 
@@ -17,7 +17,6 @@ is PAD. With index hints every digit is preceded by HINT_BASE + k, k its signifi
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from typing import NamedTuple
 
@@ -25,7 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from arith_jax.digits import (  # noqa: F401  (re-exported)
+    MAX_MODULUS, MODULAR_RESULT_DIGITS, MODULAR_TASKS, TASKS, add_digits, check_modulus, check_task, compute_result,
+    digits_to_int, int_to_digits, mod_digits, mod_mul_digits, mul_digits, result_digits, value_to_digits)
 from arith_jax.errors import ConfigError
+from arith_jax.sampling import LengthComponent, Sampling, sample_operands  # noqa: F401  (re-exported)
 
 # ----------------------------------------------------------------------------------------
 # Vocabulary
@@ -37,35 +40,10 @@ PLUS, TIMES, EQUALS, EOS, BOS, PAD = 10, 11, 12, 13, 14, 15
 HINT_BASE = 16
 TOKEN_CHARS = "0123456789+*=;$."  # token id -> character, for ids below HINT_BASE
 
-TASKS = ("add", "mul", "mod_add", "mod_mul")
-MODULAR_TASKS = ("mod_add", "mod_mul")
-MAX_MODULUS = 10**6
-# Every residue below MAX_MODULUS fits this many digits: the width of compute_result's
-# answer for the modular tasks, whatever the modulus, so callers need not know it.
-MODULAR_RESULT_DIGITS = len(str(MAX_MODULUS - 1))
+
 AUTO = -1  # Format.pad_result: pad to the widest result the padded operands can have
 
 _OPERATOR = {"add": PLUS, "mul": TIMES, "mod_add": PLUS, "mod_mul": TIMES}
-
-
-def check_task(name: str) -> None:
-    if name not in TASKS:
-        raise ConfigError("task.name", f"unknown task {name!r}; allowed: {', '.join(TASKS)}")
-
-
-def check_modulus(modulus: int, field: str = "task.moduli") -> None:
-    if isinstance(modulus, bool) or not isinstance(modulus, (int, np.integer)) or not 2 <= modulus <= MAX_MODULUS:
-        raise ConfigError(field, f"modulus {modulus!r} is not allowed; each modulus must be an integer in "
-                                 f"[2, {MAX_MODULUS}]")
-
-
-def result_digits(name: str, operand_digits: int, max_modulus: int = MAX_MODULUS) -> int:
-    """Digits of the widest answer of `name` on operands of `operand_digits` digits."""
-    if name == "add":
-        return operand_digits + 1
-    if name == "mul":
-        return 2 * operand_digits
-    return len(str(max_modulus - 1))
 
 
 # ----------------------------------------------------------------------------------------
@@ -164,245 +142,6 @@ class Format:
         if not self.eos:
             flags.append("no_eos")
         return ",".join(flags)
-
-
-# ----------------------------------------------------------------------------------------
-# Operand-length sampling
-# ----------------------------------------------------------------------------------------
-
-_KINDS_HELP = "exact:N, below:N, uniform:LO-HI or dn:N, each optionally @WEIGHT"
-_COMPONENT = re.compile(r"(exact|below|dn):(-?\d+)|uniform:(-?\d+)-(-?\d+)")
-
-
-@dataclasses.dataclass(frozen=True)
-class LengthComponent:
-    """One mixture component. exact/below/dn use lo == hi == n."""
-
-    kind: str  # 'exact' | 'below' | 'uniform' | 'dn'
-    lo: int
-    hi: int
-    weight: float
-
-    def length_classes(self) -> set[tuple[int, int]]:
-        """The (digits of a, digits of b) pairs this component can produce."""
-        n = self.hi
-        if self.kind == "exact":
-            return {(n, n)}
-        if self.kind == "below":
-            return {(i, j) for i in range(1, n + 1) for j in range(1, n + 1)}
-        if self.kind == "uniform":
-            return {(i, j) for i in range(self.lo, n + 1) for j in range(self.lo, n + 1)}
-        return {(n, j) for j in range(1, n + 1)} | {(i, n) for i in range(1, n + 1)}
-
-    def __str__(self) -> str:
-        lengths = f"{self.lo}-{self.hi}" if self.kind == "uniform" else str(self.hi)
-        return f"{self.kind}:{lengths}@{self.weight:g}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Sampling:
-    """A weighted mixture of operand-length schemes; one component is drawn per example.
-
-    exact:n   n digits, leading digit nonzero (n = 1: any of 0..9), per operand
-    below:n   a value uniform in [0, 10^n), per operand
-    uniform:lo-hi  a length uniform in [lo, hi], then exactly that many digits, per operand
-    dn:n      the ACL-2025 D_n: one operand (chosen at random) exactly n digits, the other
-              any value below 10^n
-    """
-
-    components: tuple[LengthComponent, ...]
-
-    @classmethod
-    def parse(cls, text: str, field: str = "task.sampling") -> Sampling:
-        components = []
-        for item in ["".join(item.split()) for item in str(text).split(",")]:
-            spec, _, weight_text = item.partition("@")
-            match = _COMPONENT.fullmatch(spec)
-            if not match:
-                raise ConfigError(field, f"bad component {item!r} in {text!r}; expected {_KINDS_HELP}")
-            if match.group(1):
-                kind, lo, hi = match.group(1), int(match.group(2)), int(match.group(2))
-            else:
-                kind, lo, hi = "uniform", int(match.group(3)), int(match.group(4))
-            if lo < 1 or hi < 1:
-                raise ConfigError(field, f"{item!r}: digit counts must be >= 1")
-            if lo > hi:
-                raise ConfigError(field, f"{item!r}: lower length {lo} is above upper length {hi}")
-            try:
-                weight = float(weight_text) if weight_text else 1.0
-            except ValueError:
-                weight = math.nan
-            if not (math.isfinite(weight) and weight > 0):
-                raise ConfigError(field, f"{item!r}: the weight after '@' must be a positive number")
-            components.append((kind, lo, hi, weight))
-        total = sum(c[3] for c in components)
-        return cls(tuple(LengthComponent(kind, lo, hi, weight / total) for kind, lo, hi, weight in components))
-
-    @property
-    def max_digits(self) -> int:
-        return max(c.hi for c in self.components)
-
-    def length_classes(self) -> frozenset[tuple[int, int]]:
-        """Every (digits of a, digits of b) the mixture can produce."""
-        return frozenset().union(*(c.length_classes() for c in self.components))
-
-    @property
-    def num_pairs(self) -> int:
-        """How many distinct operand pairs the mixture can produce (a Python int)."""
-        return sum(_numbers_with_digits(i) * _numbers_with_digits(j) for i, j in self.length_classes())
-
-    def __str__(self) -> str:
-        return ",".join(str(c) for c in self.components)
-
-
-def _numbers_with_digits(n: int) -> int:
-    return 10 if n == 1 else 9 * 10 ** (n - 1)
-
-
-def _uniform_below(u, n: int):
-    """Integers uniform in [0, n) from uniforms in [0, 1)."""
-    return jnp.minimum(jnp.floor(u * n).astype(jnp.int32), n - 1)
-
-
-def _component_lengths(component: LengthComponent, u_3xB):
-    """(length_a, nonzero_top_a, length_b, nonzero_top_b), each [B], from three uniforms.
-
-    Every component reads the same uniforms: an example uses only its own component, so
-    sharing them keeps the draws independent and the random-number program small.
-    """
-    n = component.hi
-    full_B = jnp.full(u_3xB.shape[1:], n, jnp.int32)
-    if component.kind in ("exact", "below"):
-        top_B = jnp.full(u_3xB.shape[1:], component.kind == "exact" and n > 1)
-        return full_B, top_B, full_B, top_B
-    if component.kind == "uniform":
-        length_a = component.lo + _uniform_below(u_3xB[0], n - component.lo + 1)
-        length_b = component.lo + _uniform_below(u_3xB[1], n - component.lo + 1)
-        return length_a, length_a > 1, length_b, length_b > 1
-    a_is_exact_B = u_3xB[2] < 0.5
-    return full_B, a_is_exact_B & (n > 1), full_B, ~a_is_exact_B & (n > 1)
-
-
-def sample_operands(key, sampling: Sampling, width: int, batch: int):
-    """(a_BxW, b_BxW) int32 digit arrays drawn from `sampling` (static with width and batch)."""
-    if width < sampling.max_digits:
-        raise ConfigError("task.width", f"{width} digits cannot hold the {sampling.max_digits}-digit operands of "
-                                        f"sampling {str(sampling)!r}")
-    key_lengths, key_digits = jax.random.split(key)
-    u_4xB = jax.random.uniform(key_lengths, (4, batch))  # component, then its three uniforms
-    per_component = [_component_lengths(c, u_4xB[1:]) for c in sampling.components]
-    stacked = [jnp.stack(parts) for parts in zip(*per_component)]  # 4 x [C, B]
-    upper_bounds_C = np.cumsum([c.weight for c in sampling.components])[:-1]
-    component_B = jnp.sum(u_4xB[0][:, None] >= upper_bounds_C[None, :], axis=1)
-    length_a, top_a, length_b, top_b = [jnp.take_along_axis(s, component_B[None], axis=0)[0] for s in stacked]
-
-    # Digits and a 1..9 top digit for each operand from one block of uniforms (float32
-    # uniforms have 23 random bits: the bias of floor(10 u) is below 1e-6).
-    u_2xBxW1 = jax.random.uniform(key_digits, (2, batch, width + 1))
-    position_W = jnp.arange(width)
-    operands = []
-    for u_BxW1, length_B, top_B in ((u_2xBxW1[0], length_a, top_a), (u_2xBxW1[1], length_b, top_b)):
-        digits_BxW = _uniform_below(u_BxW1[:, :width], 10)
-        is_top_BxW = (position_W == length_B[:, None] - 1) & top_B[:, None]
-        digits_BxW = jnp.where(is_top_BxW, 1 + _uniform_below(u_BxW1[:, width:], 9), digits_BxW)
-        operands.append(jnp.where(position_W < length_B[:, None], digits_BxW, 0))
-    return tuple(operands)
-
-
-# ----------------------------------------------------------------------------------------
-# Exact arithmetic on digit arrays
-# ----------------------------------------------------------------------------------------
-
-
-def _carry_lookahead(lower, upper):
-    """Combines (generate, propagate) of a lower block of columns with the block above it."""
-    generate_lo, propagate_lo = lower
-    generate_hi, propagate_hi = upper
-    return generate_hi | (propagate_hi & generate_lo), propagate_hi & propagate_lo
-
-
-def _normalise(columns_BxR, bound: int):
-    """Base-10 digits of sum_k columns[k] 10^k, for columns in [0, bound]; must fit R digits.
-
-    A few passes of "keep x mod 10, pass x // 10 up" shrink every column to at most 18, where
-    a carry is 0 or 1; a parallel-prefix carry-lookahead then finishes in log R depth, so
-    neither needs a sequential loop over the digits.
-    """
-    x_BxR = columns_BxR
-    while bound > 18:
-        x_BxR = x_BxR % 10 + jnp.pad(x_BxR[:, :-1] // 10, ((0, 0), (1, 0)))
-        bound = 9 + bound // 10
-    carry_out_BxR, _ = jax.lax.associative_scan(_carry_lookahead, (x_BxR >= 10, x_BxR == 9), axis=1)
-    carry_in_BxR = jnp.pad(carry_out_BxR[:, :-1], ((0, 0), (1, 0)))
-    return (x_BxR + carry_in_BxR) % 10
-
-
-def add_digits(a_BxW, b_BxW):
-    """a + b as W + 1 digits."""
-    return _normalise(jnp.pad(a_BxW + b_BxW, ((0, 0), (0, 1))), 18)
-
-
-def mul_digits(a_BxW, b_BxW):
-    """a * b as 2W digits: digit convolution, then carries.
-
-    The convolution is a batched matmul of a with b's Toeplitz matrix, in float32: digits
-    are exact even as bfloat16 and column sums (<= 81 W) stay exact in the float32
-    accumulator, and a matmul is what every accelerator does fastest.
-    """
-    width = a_BxW.shape[1]
-    shift_WxK = np.arange(2 * width)[None, :] - np.arange(width)[:, None]  # column k - row i
-    in_range_WxK = (shift_WxK >= 0) & (shift_WxK < width)
-    toeplitz_BxWxK = jnp.where(in_range_WxK, b_BxW[:, np.clip(shift_WxK, 0, width - 1)], 0)
-    columns_BxK = jnp.einsum("bi,bik->bk", a_BxW.astype(jnp.float32), toeplitz_BxWxK.astype(jnp.float32),
-                             precision=jax.lax.Precision.HIGHEST)
-    return _normalise(jnp.round(columns_BxK).astype(jnp.int32), 81 * width)
-
-
-def mod_digits(x_BxW, modulus):
-    """x mod p by Horner from the top digit; r < p <= 10^6 keeps 10 r + d below 10^7."""
-    def step(r_B, digit_B):
-        return (10 * r_B + digit_B) % modulus, None
-
-    r_B, _ = jax.lax.scan(step, jnp.zeros(x_BxW.shape[:1], jnp.int32), x_BxW.T[::-1], unroll=8)
-    return r_B
-
-
-def mod_mul_digits(a_BxW, b_BxW, modulus):
-    """(a mod p) * b mod p by Horner over b's digits; 10 r + d (a mod p) < 1.9e7 < 2^31."""
-    a_mod_B = mod_digits(a_BxW, modulus)
-
-    def step(r_B, digit_B):
-        return (10 * r_B + digit_B * a_mod_B) % modulus, None
-
-    r_B, _ = jax.lax.scan(step, jnp.zeros_like(a_mod_B), b_BxW.T[::-1], unroll=8)
-    return r_B
-
-
-def value_to_digits(x_B, width: int):
-    """Little-endian digits of non-negative int32 values (width <= 9)."""
-    return (x_B[:, None] // (10 ** jnp.arange(width, dtype=jnp.int32))) % 10
-
-
-def compute_result(name: str, a_BxW, b_BxW, modulus=None):
-    """The exact answer as digits c_BxR: R = W + 1 (add), 2W (mul), 6 (modular tasks).
-
-    Modular answers always get MODULAR_RESULT_DIGITS digits, whatever the modulus, so a caller
-    never needs the spec's width; encode shows only the spec's result_width of them. The
-    modulus (traced int32 scalar) is ignored by add and mul.
-    """
-    check_task(name)
-    a_BxW = jnp.asarray(a_BxW, jnp.int32)
-    b_BxW = jnp.asarray(b_BxW, jnp.int32)
-    if name == "add":
-        return add_digits(a_BxW, b_BxW)
-    if name == "mul":
-        return mul_digits(a_BxW, b_BxW)
-    modulus = jnp.asarray(modulus, jnp.int32)
-    if name == "mod_add":
-        residue_B = (mod_digits(a_BxW, modulus) + mod_digits(b_BxW, modulus)) % modulus
-    else:
-        residue_B = mod_mul_digits(a_BxW, b_BxW, modulus)
-    return value_to_digits(residue_B, MODULAR_RESULT_DIGITS)
 
 
 # ----------------------------------------------------------------------------------------
@@ -635,46 +374,6 @@ def read_result(spec: TaskSpec, tokens_BxT, answer_start_B):
     return jnp.pad(c_BxS, ((0, 0), (0, width - c_BxS.shape[1]))), well_formed_B
 
 
-# ----------------------------------------------------------------------------------------
-# Host helpers
-# ----------------------------------------------------------------------------------------
-
-
-def digits_to_int(digits_W) -> int:
-    return int("".join(str(int(d)) for d in np.asarray(digits_W)[::-1]) or "0")
-
-
-def int_to_digits(x: int, width: int) -> np.ndarray:
-    if x < 0 or len(str(x)) > width:
-        raise ValueError(f"{x} does not fit {width} non-negative digits")
-    return np.asarray([int(ch) for ch in str(x).zfill(width)[::-1]], np.int32)
-
-
 def detokenize(tokens_T) -> str:
     """The raw token view: digits and symbols as characters, index hints as <k>."""
     return "".join(TOKEN_CHARS[t] if t < HINT_BASE else f"<{t - HINT_BASE}>" for t in np.asarray(tokens_T).tolist())
-
-
-def describe(name: str, a: int, b: int, c: int, modulus: int | None = None) -> str:
-    """`A + B = C`, `A * B = C`, `A + B (mod P) = C`, `A * B (mod P) = C` in decimal."""
-    operator = "+" if _OPERATOR[name] == PLUS else "*"
-    modular = f" (mod {modulus})" if name in MODULAR_TASKS else ""
-    return f"{a} {operator} {b}{modular} = {c}"
-
-
-def print_examples(spec: TaskSpec, sampling: Sampling, n: int, seed: int, modulus: int | None = None,
-                   raw: bool = False) -> list[str]:
-    """The lines `arith-jax data` prints: n decoded examples, with the raw tokens if raw."""
-    if spec.is_modular:
-        check_modulus(modulus)
-        if modulus > spec.max_modulus:
-            raise ConfigError("task.moduli", f"modulus {modulus} is above the task's largest modulus "
-                                             f"{spec.max_modulus}")
-    generate = jax.jit(make_batch, static_argnums=(0, 1, 3))
-    batch = jax.device_get(generate(spec, sampling, jax.random.key(seed), n, modulus))
-    lines = [describe(spec.name, digits_to_int(a), digits_to_int(b), digits_to_int(c), modulus)
-             for a, b, c in zip(batch.a, batch.b, batch.c)]
-    if raw:
-        column = max(len(line) for line in lines)
-        lines = [f"{line:<{column}}   {detokenize(tokens)}" for line, tokens in zip(lines, batch.tokens)]
-    return lines

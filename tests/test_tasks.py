@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arith_jax import tasks
+from arith_jax import printing, tasks
 from arith_jax.errors import ConfigError
 
 SETTINGS = settings(max_examples=15, deadline=None)
@@ -334,22 +334,22 @@ def test_modulus_is_traced_per_member():
 
 def test_print_examples_decodes_in_decimal():
     spec = tasks.TaskSpec("mod_mul", 3, tasks.Format.parse("acl2025"), 101)
-    lines = tasks.print_examples(spec, tasks.Sampling.parse("exact:3"), 4, seed=7, modulus=101, raw=True)
-    assert lines == tasks.print_examples(spec, tasks.Sampling.parse("exact:3"), 4, seed=7, modulus=101, raw=True)
+    lines = printing.print_examples(spec, tasks.Sampling.parse("exact:3"), 4, seed=7, modulus=101, raw=True)
+    assert lines == printing.print_examples(spec, tasks.Sampling.parse("exact:3"), 4, seed=7, modulus=101, raw=True)
     assert len(lines) == 4
     for line in lines:
         a, b, p, c, raw = re.fullmatch(r"(\d+) \* (\d+) \(mod (\d+)\) = (\d+) +(\$\d+\*\d+=\d+;)", line).groups()
         assert int(p) == 101 and int(c) == int(a) * int(b) % 101
         assert raw == "$" + a.zfill(20) + "*" + b.zfill(20) + "=" + c.zfill(21)[::-1] + ";"
     with pytest.raises(ConfigError, match=r"^task.moduli: modulus 1 is not allowed"):
-        tasks.print_examples(spec, tasks.Sampling.parse("exact:3"), 4, seed=7, modulus=1)
+        printing.print_examples(spec, tasks.Sampling.parse("exact:3"), 4, seed=7, modulus=1)
 
 
 def test_describe_and_host_helpers():
-    assert tasks.describe("add", 3, 4, 7) == "3 + 4 = 7"
-    assert tasks.describe("mul", 3, 4, 12) == "3 * 4 = 12"
-    assert tasks.describe("mod_add", 60, 50, 9, 101) == "60 + 50 (mod 101) = 9"
-    assert tasks.describe("mod_mul", 60, 50, 71, 101) == "60 * 50 (mod 101) = 71"
+    assert printing.describe("add", 3, 4, 7) == "3 + 4 = 7"
+    assert printing.describe("mul", 3, 4, 12) == "3 * 4 = 12"
+    assert printing.describe("mod_add", 60, 50, 9, 101) == "60 + 50 (mod 101) = 9"
+    assert printing.describe("mod_mul", 60, 50, 71, 101) == "60 * 50 (mod 101) = 71"
     assert tasks.detokenize([14, 1, 10, 16, 2, 12, 15]) == "$1+<0>2=."
     assert tasks.int_to_digits(305, 4).tolist() == [5, 0, 3, 0]
     with pytest.raises(ValueError):
