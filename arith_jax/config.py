@@ -152,6 +152,10 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
 
     e = config.eval
     _positive_ints("eval.lengths", e.lengths)
+    unknown = sorted(set(e.get("select_lengths", ())) - set(e.lengths))
+    if unknown:
+        raise ConfigError("eval.select_lengths", f"{unknown} are not evaluated; choose from eval.lengths "
+                                                 f"{tuple(e.lengths)}")
     _int_at_least("eval.every", e.every, 0)
     _int_at_least("eval.examples_per_length", e.examples_per_length, 1)
     _int_at_least("checkpoint.every", config.checkpoint.every, 0)

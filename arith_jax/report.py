@@ -89,6 +89,22 @@ def latest_records(records: Iterable[Mapping]) -> list[Mapping]:
     return list(latest.values())
 
 
+def best_records(records: Iterable[Mapping], select_lengths: Sequence[int]) -> list[Mapping]:
+    """Each member's records at its selected step: the evaluation with the best mean exact match
+    over `select_lengths` (the latest of equals), as the position-coupling and Abacus authors
+    pick checkpoints by held-out lengths. The selection reads the same examples the tables
+    show at those lengths, so their numbers there are optimistic; other lengths are not."""
+    records = list(records)
+    scores: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for r in records:
+        if r["length"] in select_lengths:
+            scores[r["member_name"], r["step"]].append(r["acc"])
+    best: dict[str, tuple[float, int]] = {}
+    for (member, step), accs in scores.items():
+        best[member] = max(best.get(member, (-1.0, -1)), (sum(accs) / len(accs), step))
+    return [r for r in records if r["member_name"] in best and r["step"] == best[r["member_name"]][1]]
+
+
 def _configuration_of(record: Mapping) -> dict:
     return {k: v for k, v in record["member"].items() if k not in SEED_FIELDS}
 
@@ -393,6 +409,18 @@ def write_report(workdir: str) -> str:
         write_atomically(os.path.join(report_dir, plot_file), _accuracy_plot(table))
         lines += ["", f"![accuracy vs length, {_group_title(table)}]({plot_file})"]
 
+    select_lengths = tuple(config.get("eval", {}).get("select_lengths", ()))
+    if select_lengths:
+        selected = best_records(records, select_lengths)
+        chosen = sorted({(r["member_name"], r["step"]) for r in selected})
+        lines += ["", f"## Selected checkpoints: best mean exact match at lengths {', '.join(map(str, select_lengths))}",
+                  "", "Step per member: " + "; ".join(f"{name} {step}" for name, step in chosen) + "."]
+        for table in _group_tables(selected):
+            for metric in METRIC_TITLES:
+                if _has_metric(table, metric):
+                    header, rows = _table_rows(table, metric)
+                    lines += ["", f"### {_group_title(table).capitalize()}, selected: {METRIC_TITLES[metric]} (%)", "",
+                              _markdown_table(header, rows)]
     write_atomically(os.path.join(report_dir, HEATMAP_FILE), _heatmap(records))
     lines += ["", "## Every member", "", f"![member x length accuracy]({HEATMAP_FILE})", ""]
     report_path = os.path.join(report_dir, REPORT_FILE)

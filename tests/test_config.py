@@ -37,6 +37,7 @@ BAD = [
     ({"data__source": "s3"}, r"^data\.source: 's3' is not allowed; use one of online, finite, files$"),
     ({"data__source": "files"}, r"^data\.files: is empty"),
     ({"eval__lengths": [0, 3]}, r"^eval\.lengths: 0 is not allowed; each entry must be a positive integer$"),
+    ({"eval__select_lengths": [3, 9]}, r"^eval\.select_lengths: \[9\] are not evaluated; choose from eval\.lengths \(1, 2, 3\)$"),
     ({"model__pe": "xpos"}, r"^model\.pe: "),
     ({"model__num_heads": 3}, r"^model\.num_heads: must divide d_model = 16"),
     ({"task__format": "pad=2/2"}, r"^task\.format: "),
@@ -124,3 +125,4 @@ def test_every_shipped_config_plans_and_names_real_published_tables(path):
     if path.stem.startswith(("acl2025_", "ijcai2024_")) and "mod_multiplication" not in path.stem \
             and "table1" not in path.stem:
         assert config.report.published, f"{path.name} reproduces a published table; name it in report.published"
+

@@ -217,3 +217,29 @@ def test_an_unknown_published_table_is_a_one_line_error():
     from tiny_config import tiny_config
     with pytest.raises(ConfigError, match=r"^report\.published: unknown table 'acl2026'; allowed: acl2025_mod_addition, "):
         population.plan(tiny_config(report__published="acl2025_addition,acl2026"))
+
+
+def test_best_records_pick_each_members_best_step_on_the_selection_lengths():
+    # Step 500 scores 0.5 everywhere; step 1000 is better at short lengths, worse at long ones
+    # for p = 101 (0.02-0.04), better for p = 100 (0.84-0.94): p = 101 selects step 500.
+    records = make_records(500) + make_records(FINAL_STEP)
+    selected = report.best_records(records, (5, 6))
+    steps = {(r["member"]["p"], r["member"]["seed"]): r["step"] for r in selected}
+    assert steps == {**{(100, s): FINAL_STEP for s in SEEDS}, **{(101, s): 500 for s in SEEDS}}
+    assert len(selected) == len(SEEDS) * len(MODULI) * len(LENGTHS)  # every length of the chosen step
+    tie = make_records(500) + make_records(700)
+    assert {r["step"] for r in report.best_records(tie, (3,))} == {700}  # equal scores: the latest
+
+
+def test_report_adds_the_selected_tables_when_asked(tmp_path):
+    with open(os.path.join(tmp_path, "config.json"), "w") as file:
+        json.dump({"task": {"name": "mod_add", "train_sampling": "below:2"}, "eval": {"select_lengths": [5, 6]}},
+                  file)
+    results = writers.ResultsWriter(str(tmp_path))
+    results.append(make_records(500))
+    results.append(make_records(FINAL_STEP))
+    with open(report.write_report(str(tmp_path))) as file:
+        text = file.read()
+    assert "## Selected checkpoints: best mean exact match at lengths 5, 6" in text
+    assert "p=101,seed=0 500" in text and "p=100,seed=0 1000" in text
+    assert "| p=101 | 3 | 50.0 ± 0.0 | 50.0 ± 0.0 |" in text  # the selected step's every length
