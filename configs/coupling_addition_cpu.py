@@ -36,5 +36,6 @@ def get_config():
     c.eval.examples_per_length = 256
     c.eval.decode = False
     c.eval.every = 1000
+    c.eval.select_lengths = (20, 30)  # held-out lengths that pick each member's checkpoint in the report
     c.checkpoint.every = 1000
     return c

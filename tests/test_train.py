@@ -276,3 +276,17 @@ def test_training_batches_drop_the_tail_only_longer_eval_operands_need():
     fixed = tiny_config(eval__lengths=(1, 2, 4))  # pad=4/2: every slot is used, nothing is cut
     assert train.build_runs(fixed, population.plan(fixed))[0].program.step_functions.train_seq_len == \
         population.plan(fixed)[0].spec.seq_len
+
+
+def test_every_encoding_trains_and_evaluates_as_a_group(tmp_path):
+    from arith_jax import positional
+    encodings = list(positional.ENCODINGS)
+    config = tiny_config(population__pe=encodings, model__abacus_max_offset=8, model__coupling_max_offset=8,
+                         train__steps=5, train__steps_per_dispatch=5, eval__every=5, eval__lengths=(2,),
+                         eval__decode=False, checkpoint__every=0, log__tensorboard=False)
+    result = train.train(config, str(tmp_path), console=False)
+    assert [run.group.name for run in result.runs] == [f"pe={pe}" for pe in encodings]
+    assert np.all(np.isfinite(result.final_loss))
+    assert {r["group"] for r in result.records} == {f"pe={pe}" for pe in encodings}
+    for run in result.runs:
+        assert not np.any(jax.device_get(run.state["frozen"])), run.group.name
