@@ -136,13 +136,13 @@ class Attention(nnx.Module):
         return self.out(heads_BxTxNxH.reshape(batch, seq_len, d_model))
 
 
-    def decode(self, x_BxD, encoding, positions_T, bias_1xNxTxT, cache, position_B):
-        """Attention of one new token per row, at `position_B`, over the cached keys and values
-        (this token's own written in first): ((out_BxD), updated cache)."""
+    def decode(self, x_BxD, encoding, rotary_B, bias_1xNxTxT, cache, position_B):
+        """Attention of one new token per row, at `position_B` (rotary position `rotary_B`), over
+        the cached keys and values (this token's own written in first): (out_BxD, updated cache)."""
         k_cache_BxTxNxH, v_cache_BxTxNxH = cache
         rows_B = jnp.arange(x_BxD.shape[0])
         # rotate() works position by position: the rows stand in for its T axis.
-        q_1xBxNxH, k_1xBxNxH, v_1xBxNxH = self._projected(x_BxD[None], encoding, positions_T[position_B])
+        q_1xBxNxH, k_1xBxNxH, v_1xBxNxH = self._projected(x_BxD[None], encoding, rotary_B)
         k_cache_BxTxNxH = k_cache_BxTxNxH.at[rows_B, position_B].set(k_1xBxNxH[0])
         v_cache_BxTxNxH = v_cache_BxTxNxH.at[rows_B, position_B].set(v_1xBxNxH[0])
         q_BxNxH = q_1xBxNxH[0]
@@ -195,9 +195,9 @@ class Block(nnx.Module):
         mlp_BxTxD = self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x_BxTxD))))
         return x_BxTxD + self.dropout(mlp_BxTxD, deterministic=key is None, rngs=mlp_key)
 
-    def decode(self, x_BxD, encoding, positions_T, bias_1xNxTxT, cache, position_B):
+    def decode(self, x_BxD, encoding, rotary_B, bias_1xNxTxT, cache, position_B):
         """The block for one new token per row (evaluation: no dropout), with its KV cache."""
-        attended_BxD, cache = self.attention.decode(self.attention_norm(x_BxD), encoding, positions_T,
+        attended_BxD, cache = self.attention.decode(self.attention_norm(x_BxD), encoding, rotary_B,
                                                     bias_1xNxTxT, cache, position_B)
         x_BxD = x_BxD + attended_BxD
         return x_BxD + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x_BxD)))), cache
@@ -232,12 +232,13 @@ class Transformer(nnx.Module):
             x_BxTxD = x_BxTxD + position_embedding
         x_BxTxD = self.embedding_dropout(x_BxTxD, deterministic=key is None, rngs=embedding_dropout_key)
         bias_1xNxTxT = self.encoding.attention_bias(positions_T)
+        rotary = self.encoding.rotary_positions(tokens_BxT, positions_T, encoding_key)  # T or BxT
         input_BxTxD = x_BxTxD
         for recurrence in range(self.cfg.recurrences):
             if recurrence and self.cfg.input_injection:
                 x_BxTxD = x_BxTxD + input_BxTxD
             for i, block in enumerate(self.blocks):
-                x_BxTxD = block(x_BxTxD, self.encoding, positions_T, bias_1xNxTxT,
+                x_BxTxD = block(x_BxTxD, self.encoding, rotary, bias_1xNxTxT,
                                 block_keys[recurrence * len(self.blocks) + i], kv_out)
         return self._head(x_BxTxD, return_hidden)
 
@@ -266,12 +267,14 @@ class Transformer(nnx.Module):
             x_BxD = x_BxD + (position_embedding[position_B] if position_embedding.ndim == 2
                              else position_embedding[rows_B, position_B])
         bias_1xNxTxT = self.encoding.attention_bias(positions_T)
+        rotary = self.encoding.rotary_positions(tokens_BxT, positions_T, None)
+        rotary_B = rotary[position_B] if rotary.ndim == 1 else rotary[rows_B, position_B]
         input_BxD, new_cache = x_BxD, []
         for recurrence in range(self.cfg.recurrences):
             if recurrence and self.cfg.input_injection:
                 x_BxD = x_BxD + input_BxD
             for block in self.blocks:
-                x_BxD, block_cache = block.decode(x_BxD, self.encoding, positions_T, bias_1xNxTxT,
+                x_BxD, block_cache = block.decode(x_BxD, self.encoding, rotary_B, bias_1xNxTxT,
                                                   cache[len(new_cache)], position_B)
                 new_cache.append(block_cache)
         return self._head(x_BxD, False), new_cache

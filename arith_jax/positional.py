@@ -77,6 +77,11 @@ class PositionalEncoding(nnx.Module):
         """Added to the token embeddings: ``TxD`` or ``BxTxD`` float32, or None."""
         return None
 
+    def rotary_positions(self, tokens_BxT: jax.Array, positions_T: jax.Array, key: jax.Array | None) -> jax.Array:
+        """The positions ``rotate`` sees: ``positions_T``, or per-example ``BxT`` ones read from the
+        tokens (coupled_rope); ``key`` (training only) draws any random offsets."""
+        return positions_T
+
     def rotate(self, q_BxTxNxH: jax.Array, k_BxTxNxH: jax.Array, positions_T: jax.Array) -> tuple[jax.Array, jax.Array]:
         return q_BxTxNxH, k_BxTxNxH
 
@@ -137,7 +142,8 @@ class RoPE(PositionalEncoding):
     def rotate(self, q_BxTxNxH, k_BxTxNxH, positions_T):
         half = q_BxTxNxH.shape[-1] // 2
         inverse_frequency_F = self.base ** (-jnp.arange(half, dtype=jnp.float32) / half)
-        angle_Tx1xF = positions_T.astype(jnp.float32)[:, None, None] * inverse_frequency_F
+        # positions_T may also be BxT (per-example positions): the angles broadcast either way.
+        angle_Tx1xF = positions_T.astype(jnp.float32)[..., None, None] * inverse_frequency_F
         cos, sin = jnp.cos(angle_Tx1xF), jnp.sin(angle_Tx1xF)
 
         def rotated(x_BxTxNxH):
@@ -345,7 +351,7 @@ class Coupled(PositionalEncoding):
             ("operands padded to a common length (pad=common or pad=N)", not (fmt.pad_common or fmt.pad_operands)),
         ) if bad]
         if problems:
-            raise ConfigError("model.pe", f"'coupled' cannot couple the layout {fmt}: it needs "
+            raise ConfigError("model.pe", f"coupling cannot read the layout {fmt}: it needs "
                                           f"{'; '.join(problems)}")
 
     @classmethod
@@ -361,6 +367,38 @@ class Coupled(PositionalEncoding):
         return self.table(ids_BxT)
 
 
+class CoupledRoPE(RoPE):
+    """Position coupling through rotary embeddings: queries and keys rotated by `coupled_ids`
+    instead of token positions, so a score depends only on the difference of ids. "Same
+    significance" and "one place lower", the relations addition needs, are then one rule for
+    every digit place. The symbols keep id 0, so their distance to a digit grows with its
+    significance; in training one random offset per sequence in [0, coupling_max_offset] shifts
+    every digit's id, so the distances long operands put between digits and symbols are trained.
+    """
+
+    position_indexed = False  # it reads the tokens
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        super().__init__(cfg, rngs)
+        self.max_offset = cfg.coupling_max_offset
+
+    @classmethod
+    def check(cls, cfg: ModelConfig) -> None:
+        super().check(cfg)
+        Coupled.check(cfg)
+
+    @classmethod
+    def check_layout(cls, fmt) -> None:
+        Coupled.check_layout(fmt)
+
+    def rotary_positions(self, tokens_BxT, positions_T, key):
+        ids_BxT = coupled_ids(tokens_BxT)
+        if key is None:
+            return ids_BxT
+        offset_Bx1 = jax.random.randint(key, (tokens_BxT.shape[0], 1), 0, self.max_offset + 1)
+        return jnp.where(ids_BxT > 0, ids_BxT + offset_Bx1, 0)
+
+
 ENCODINGS: dict[str, type[PositionalEncoding]] = {
     "none": PositionalEncoding,
     "learned": Learned,
@@ -371,6 +409,7 @@ ENCODINGS: dict[str, type[PositionalEncoding]] = {
     "fire": FIRE,
     "abacus": Abacus,
     "coupled": Coupled,
+    "coupled_rope": CoupledRoPE,
 }
 
 

@@ -40,7 +40,7 @@ def tiny(pe, **overrides):
 # Position coupling reads the prompt as a whole: an operand digit's id is its significance,
 # which depends on the digits after it in its number. The prompt is always complete before the
 # first answer token is predicted, so only the answer must be causal (tested below).
-CAUSAL_FROM_THE_FIRST_TOKEN = [pe for pe in ENCODINGS if pe != "coupled"]
+CAUSAL_FROM_THE_FIRST_TOKEN = [pe for pe in ENCODINGS if not pe.startswith("coupled")]
 
 
 @pytest.mark.parametrize("pe,randomized", [(pe, False) for pe in CAUSAL_FROM_THE_FIRST_TOKEN] +
@@ -265,7 +265,7 @@ def test_learned_table_too_small_is_a_config_error():
 
 def test_unknown_encoding_lists_the_allowed():
     message = ("model.pe: unknown positional encoding 'xpos'; allowed: none, learned, sinusoidal, rope, alibi, t5, "
-               "fire, abacus, coupled")
+               "fire, abacus, coupled, coupled_rope")
     with pytest.raises(ConfigError, match=re.escape(message)):
         tiny("xpos").validate(VOCAB, 8)
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -448,13 +448,15 @@ def test_coupling_offsets_shift_every_id_of_a_sequence_together():
 ])
 def test_layouts_coupling_cannot_read_are_config_errors(layout, problem):
     fmt = tasks.Format.parse(layout, task="add")
-    with pytest.raises(ConfigError, match=r"^model\.pe: 'coupled' cannot couple the layout .*" + re.escape(problem)):
-        tiny("coupled").validate(VOCAB, 30, fmt)
-    tiny("coupled").validate(VOCAB, 30, tasks.Format.parse("pad=common,reverse_result", task="add"))
+    for pe in ("coupled", "coupled_rope"):
+        with pytest.raises(ConfigError, match=r"^model\.pe: coupling cannot read the layout .*" + re.escape(problem)):
+            tiny(pe).validate(VOCAB, 30, fmt)
+        tiny(pe).validate(VOCAB, 30, tasks.Format.parse("pad=common,reverse_result", task="add"))
 
 
-def test_coupled_answers_never_see_later_answer_tokens():
-    cfg = tiny("coupled")
+@pytest.mark.parametrize("pe", ["coupled", "coupled_rope"])
+def test_coupled_answers_never_see_later_answer_tokens(pe):
+    cfg = tiny(pe)
     graphdef, params = model.init(cfg, VOCAB, jax.random.key(0))
     forward = quick_jit(lambda tokens_BxT: model.apply(graphdef, params, tokens_BxT, jax.random.key(2)))
     prompt = "653+049="
@@ -534,3 +536,22 @@ def test_a_cached_step_gives_the_full_forward_logits():
     position_B = jnp.asarray([3, 9, 0, 6])
     logits_BxV, _ = model.decode_step(graphdef, params, tokens_BxT, cache, position_B)
     np.testing.assert_allclose(logits_BxV, full_BxTxV[jnp.arange(4), position_B], rtol=1e-5, atol=1e-5)
+
+
+def test_coupled_rope_scores_depend_only_on_the_difference_of_significances():
+    # The same problem written with 3-digit and with 5-digit zero-padded operands: the '='
+    # query's scores against the units digits of a and b (both id 1, its own id) are equal.
+    cfg = tiny("coupled_rope")
+    rope = positional.build(cfg, nnx.Rngs(params=jax.random.key(0)))
+    q, k = jax.random.normal(jax.random.key(1), (2, 1, 1, 2, 8))
+    for text in ("653+049=", "00653+00049="):
+        ids_1xT = positional.coupled_ids(_tokens(text))
+        equals, units_a, units_b = text.index("="), text.index("+") - 1, len(text) - 2
+        T = len(text)
+        q_T, k_T = jnp.broadcast_to(q, (1, T, 2, 8)), jnp.broadcast_to(k, (1, T, 2, 8))
+        rq, rk = rope.rotate(q_T, k_T, ids_1xT)
+        scores = jnp.einsum("bqnh,bknh->bnqk", rq, rk)[0, :, equals]
+        np.testing.assert_allclose(scores[:, units_a], scores[:, units_b], rtol=1e-5)
+        if text.startswith("653"):
+            reference = scores[:, units_a]
+        np.testing.assert_allclose(scores[:, units_a], reference, rtol=1e-5)
