@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     # The model (defaults of the preset unless a size field is > 0).
     c.model = ml_collections.ConfigDict()
     c.model.preset = "nano"  # nano | micro | mini | acl2025
-    c.model.pe = "learned"  # none | learned | sinusoidal | rope | alibi | t5 | fire | abacus | coupled
+    c.model.pe = "learned"  # none | learned | sinusoidal | rope | alibi | t5 | fire | abacus | coupled | coupled_rope
     c.model.num_layers = 0
     c.model.num_heads = 0
     c.model.d_model = 0

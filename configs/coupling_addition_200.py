@@ -24,6 +24,7 @@ def get_config():
     c.train.batch_size = 512
     c.train.steps_per_dispatch = 500
     c.eval.lengths = (10, 30, 50, 100, 150, 200)
+    c.eval.select_lengths = (30, 50)  # held-out lengths that pick each member's checkpoint
     c.eval.every = 5000
     c.checkpoint.every = 5000
     return c
