@@ -262,13 +262,14 @@ class Transformer(nnx.Module):
         x_BxD = self.token_embedding(tokens_BxT[rows_B, position_B])
         # Position embeddings of the whole row (cheap: a lookup), taken at the new token: an
         # encoding that reads the tokens (abacus, coupled) sees the row as written so far.
+        # Encodings answer per position (T...) or per example and position (BxT...).
+        at_new_token = lambda x, per_example: x[rows_B, position_B] if per_example else x[position_B]
         position_embedding = self.encoding.embedding(tokens_BxT, positions_T, None)
         if position_embedding is not None:
-            x_BxD = x_BxD + (position_embedding[position_B] if position_embedding.ndim == 2
-                             else position_embedding[rows_B, position_B])
+            x_BxD = x_BxD + at_new_token(position_embedding, position_embedding.ndim == 3)
         bias_1xNxTxT = self.encoding.attention_bias(positions_T)
         rotary = self.encoding.rotary_positions(tokens_BxT, positions_T, None)
-        rotary_B = rotary[position_B] if rotary.ndim == 1 else rotary[rows_B, position_B]
+        rotary_B = at_new_token(rotary, rotary.ndim == 2)
         input_BxD, new_cache = x_BxD, []
         for recurrence in range(self.cfg.recurrences):
             if recurrence and self.cfg.input_injection:

@@ -260,6 +260,16 @@ class FIRE(PositionalEncoding):
         return jnp.transpose(bias_TxTxN, (2, 0, 1))[None]
 
 
+def shift_by_random_offset(ids_BxT: jax.Array, key: jax.Array | None, max_offset: int) -> jax.Array:
+    """Every nonzero id of a sequence shifted by one offset in [0, max_offset] drawn per sequence
+    (training: `key`); id 0 stays. Unchanged without a key (evaluation). Abacus and position
+    coupling train their long-number ids this way on short numbers."""
+    if key is None:
+        return ids_BxT
+    offset_Bx1 = jax.random.randint(key, (ids_BxT.shape[0], 1), 0, max_offset + 1)
+    return jnp.where(ids_BxT > 0, ids_BxT + offset_Bx1, 0)
+
+
 def digit_places(tokens_BxT: jax.Array) -> jax.Array:
     """1-based place of each digit token within its run of consecutive digits; 0 elsewhere."""
     is_digit_BxT = tokens_BxT < NUM_DIGIT_TOKENS
@@ -292,11 +302,7 @@ class Abacus(PositionalEncoding):
         return seq_len + cfg.abacus_max_offset
 
     def embedding(self, tokens_BxT, positions_T, key):
-        place_BxT = digit_places(tokens_BxT)
-        if key is not None:
-            offset_Bx1 = jax.random.randint(key, (tokens_BxT.shape[0], 1), 0, self.max_offset + 1)
-            place_BxT = jnp.where(place_BxT > 0, place_BxT + offset_Bx1, 0)
-        return self.table(place_BxT)
+        return self.table(shift_by_random_offset(digit_places(tokens_BxT), key, self.max_offset))
 
 
 # The '=' token of arith_jax.tasks (tests check they agree): where a result starts.
@@ -360,11 +366,7 @@ class Coupled(PositionalEncoding):
         return seq_len + 2 + cfg.coupling_max_offset
 
     def embedding(self, tokens_BxT, positions_T, key):
-        ids_BxT = coupled_ids(tokens_BxT)
-        if key is not None:
-            offset_Bx1 = jax.random.randint(key, (tokens_BxT.shape[0], 1), 0, self.max_offset + 1)
-            ids_BxT = jnp.where(ids_BxT > 0, ids_BxT + offset_Bx1, 0)
-        return self.table(ids_BxT)
+        return self.table(shift_by_random_offset(coupled_ids(tokens_BxT), key, self.max_offset))
 
 
 class CoupledRoPE(RoPE):
@@ -392,11 +394,7 @@ class CoupledRoPE(RoPE):
         Coupled.check_layout(fmt)
 
     def rotary_positions(self, tokens_BxT, positions_T, key):
-        ids_BxT = coupled_ids(tokens_BxT)
-        if key is None:
-            return ids_BxT
-        offset_Bx1 = jax.random.randint(key, (tokens_BxT.shape[0], 1), 0, self.max_offset + 1)
-        return jnp.where(ids_BxT > 0, ids_BxT + offset_Bx1, 0)
+        return shift_by_random_offset(coupled_ids(tokens_BxT), key, self.max_offset)
 
 
 ENCODINGS: dict[str, type[PositionalEncoding]] = {
