@@ -313,18 +313,22 @@ def coupled_ids(tokens_BxT: jax.Array) -> jax.Array:
     """Position coupling's ids (Cho et al. 2024) for ``A op B = C`` with the operands written
     most significant digit first and the result reversed (units first).
 
-    Digits of equal significance share an id, read so that each id marks the significance a
-    token's *prediction* is about: an operand digit of significance s has id s + 1; '=' (which
-    predicts the result's units digit) has id 1, and a result digit of significance s (which
-    predicts digit s + 1) has id s + 2. Every other token has id 0. Runs of digits are numbers,
-    so the layout must separate them by symbols and carry no index hints (checked at config time).
+    Digits of equal significance share an id, in the operands and in the result alike, as in the
+    authors' code: a digit of significance s has id s + 2, and '=' has id 1, the place below the
+    units. Every other token has id 0. So the token that predicts result digit s ('=' for s = 0,
+    else result digit s - 1) has id s + 1: it shares its id with operand digits s - 1 (whose sum
+    and its own digit give the carry into s) and finds operand digits s at id + 1, where no
+    earlier token of the result is. (Coupling each token with the digits it predicts instead puts
+    result digit s - 2 beside operand digits s - 1, and a one-layer model cannot tell them apart.)
+    Runs of digits are numbers, so the layout must separate them by symbols and carry no index
+    hints (checked at config time).
     """
     is_digit_BxT = tokens_BxT < NUM_DIGIT_TOKENS
     from_left_BxT = digit_places(tokens_BxT)  # 1-based place within its number, from the left
     from_right_BxT = digit_places(tokens_BxT[:, ::-1])[:, ::-1]  # ... from the right
     is_equals_BxT = tokens_BxT == EQUALS_TOKEN
     in_result_BxT = jnp.cumsum(is_equals_BxT, axis=1) > 0
-    ids_BxT = jnp.where(in_result_BxT, from_left_BxT + 1, from_right_BxT)
+    ids_BxT = jnp.where(in_result_BxT, from_left_BxT, from_right_BxT) + 1
     ids_BxT = jnp.where(is_digit_BxT, ids_BxT, 0)
     return jnp.where(is_equals_BxT, 1, ids_BxT).astype(jnp.int32)
 

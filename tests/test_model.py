@@ -391,13 +391,13 @@ def _tokens(text: str) -> jax.Array:
 
 
 @pytest.mark.parametrize("text, ids", [
-    # 653 + 49 = 702: operands by significance, '=' predicts the units (1), result digit s is id s + 2.
-    ("653+049=2070;..", [3, 2, 1, 0, 3, 2, 1, 1, 2, 3, 4, 5, 0, 0, 0]),
+    # 653 + 49 = 702: every digit of significance s is id s + 2, '=' (the place below the units) 1.
+    ("653+049=2070;..", [4, 3, 2, 0, 4, 3, 2, 1, 2, 3, 4, 5, 0, 0, 0]),
     # 653 * 49 = 31997 (N x 2 multiplication), with BOS.
-    ("$653*049=799130;", [0, 3, 2, 1, 0, 3, 2, 1, 1, 2, 3, 4, 5, 6, 7, 0]),
+    ("$653*049=799130;", [0, 4, 3, 2, 0, 4, 3, 2, 1, 2, 3, 4, 5, 6, 7, 0]),
     # (653 + 49) mod 101 = 96, a 3-digit modular result.
-    ("653+049=690;", [3, 2, 1, 0, 3, 2, 1, 1, 2, 3, 4, 0]),
-    ("7+5=21;", [1, 0, 1, 1, 2, 3, 0]),
+    ("653+049=690;", [4, 3, 2, 0, 4, 3, 2, 1, 2, 3, 4, 0]),
+    ("7+5=21;", [2, 0, 2, 1, 2, 3, 0]),
 ])
 def test_coupled_ids_of_hand_made_examples(text, ids):
     assert positional.EQUALS_TOKEN == tasks.EQUALS
@@ -405,7 +405,9 @@ def test_coupled_ids_of_hand_made_examples(text, ids):
 
 
 def test_coupled_ids_follow_the_encoder_layout():
-    # Every digit of significance s in a, b and the token predicting c's digit s share one id.
+    # Digits of significance s in a, b and c share one id; the token predicting c's digit s has
+    # the id below it, which no earlier token of the result has (Cho et al.'s construction of a
+    # one-layer adder reads the carry from its own id and the digits s from the next).
     spec = tasks.TaskSpec("add", 6, tasks.Format.parse("pad=common,reverse_result,bos,eos", task="add"))
     a, b = jax.random.randint(jax.random.key(1), (2, 64, 6), 0, 10)
     a = a * (jnp.arange(6) < jax.random.randint(jax.random.key(2), (64, 1), 1, 7))  # lengths 1..6
@@ -419,7 +421,9 @@ def test_coupled_ids_follow_the_encoder_layout():
         for s in range(length):
             a_at, b_at = 1 + length - 1 - s, text.index("+") + length - s
             predicting = equals + s  # '=' predicts digit 0; result digit s - 1 predicts digit s
-            assert ids_BxT[row, a_at] == ids_BxT[row, b_at] == ids_BxT[row, predicting] == s + 1, text
+            assert ids_BxT[row, a_at] == ids_BxT[row, b_at] == ids_BxT[row, predicting + 1] == s + 2, text
+            assert ids_BxT[row, predicting] == s + 1, text
+            assert s + 2 not in ids_BxT[row, equals:predicting + 1].tolist(), text
 
 
 def test_coupling_offsets_shift_every_id_of_a_sequence_together():
@@ -540,7 +544,7 @@ def test_a_cached_step_gives_the_full_forward_logits():
 
 def test_coupled_rope_scores_depend_only_on_the_difference_of_significances():
     # The same problem written with 3-digit and with 5-digit zero-padded operands: the '='
-    # query's scores against the units digits of a and b (both id 1, its own id) are equal.
+    # query's scores against the units digits of a and b (both id 2, one above its own) are equal.
     cfg = tiny("coupled_rope")
     rope = positional.build(cfg, nnx.Rngs(params=jax.random.key(0)))
     q, k = jax.random.normal(jax.random.key(1), (2, 1, 1, 2, 8))
