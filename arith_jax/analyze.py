@@ -19,7 +19,6 @@ display backend is touched.
 
 from __future__ import annotations
 
-import os
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +26,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from arith_jax import evaluate, model, tasks
+from arith_jax import workdir as workdir_lib
+from arith_jax.writers import png_bytes
 from arith_jax.errors import ConfigError
 
 PCA_EXAMPLES = 384
@@ -43,7 +44,7 @@ def analyze(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus: int, 
         raise ConfigError("task.width", f"{spec.width} is too small for analyze, which varies the digit of "
                                         f"significance n_train = {n_train}; use a width (or an eval length) of at "
                                         f"least {n_train + 1}")
-    os.makedirs(out_dir, exist_ok=True)
+    workdir_lib.make_dirs(out_dir)
     rng = np.random.default_rng(seed)
     modulus = jnp.int32(modulus)
 
@@ -61,11 +62,11 @@ def analyze(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus: int, 
         _, hidden_BxTxD = model.apply(graphdef, params, batch.tokens, return_hidden=True)
         return batch, hidden_BxTxD[jnp.arange(batch.tokens.shape[0]), batch.answer_start - 1]
 
-    answer_path = os.path.join(out_dir, "answer_positions.png")
+    answer_path = workdir_lib.join(out_dir, "answer_positions.png")
     a_1xW, b_1xW = (evaluate.exact_length_operands(rng, n_train + 1, spec.width, 1) for _ in range(2))
     _plot_answer_positions(answer_path, decode_and_score(params, *_vary_digit(a_1xW[0], b_1xW[0], n_train)), spec,
                            n_train, title)
-    pca_path = os.path.join(out_dir, "pca_final_token.png")
+    pca_path = workdir_lib.join(out_dir, "pca_final_token.png")
     # In distribution: both operands uniform below 10^n_train (tasks' "below:n").
     a_NxW, b_NxW = (_below(rng, n_train, spec.width, PCA_EXAMPLES) for _ in range(2))
     _plot_pca(pca_path, last_prompt_state(params, a_NxW, b_NxW), title)
@@ -123,7 +124,7 @@ def _plot_answer_positions(path: str, scored, spec: tasks.TaskSpec, n_train: int
     a, b = tasks.digits_to_int(batch.a[0]), tasks.digits_to_int(batch.b[0])
     heading = f"a = {a} with its digit at 10^{n_train} varied, b = {b}; trained on {n_train} digits"
     fig.suptitle(f"{title}\n{heading}" if title else heading, fontsize=10)
-    fig.savefig(path, dpi=100)
+    workdir_lib.write_atomically(path, png_bytes(fig))
 
 
 def _plot_pca(path: str, batch_and_state, title: str) -> None:
@@ -142,4 +143,4 @@ def _plot_pca(path: str, batch_and_state, title: str) -> None:
     ax.set_ylabel(f"PC 2 ({explained[1]:.0%} of variance)")
     heading = f"final-LayerNorm state at the last prompt token, {len(projected_Nx2)} in-distribution examples"
     fig.suptitle(f"{title}\n{heading}" if title else heading, fontsize=10)
-    fig.savefig(path, dpi=100)
+    workdir_lib.write_atomically(path, png_bytes(fig))

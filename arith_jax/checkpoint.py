@@ -8,7 +8,6 @@ when complete, so a process killed mid-save leaves nothing that a restore would 
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 
@@ -16,6 +15,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from arith_jax import workdir as workdir_lib
 from arith_jax.errors import ConfigError
 
 # What a resumed run must share with the checkpoint: the whole task, model, population and
@@ -29,9 +29,7 @@ EVAL_FIELDS_OF_FINITE_DATA = ("lengths", "seed", "examples_per_length")
 
 class Checkpointer:
     def __init__(self, workdir: str, keep: int, read_only: bool = False):
-        directory = os.path.join(workdir, "checkpoints")
-        # orbax wants absolute paths; a URL (gs://...) already is one.
-        self.directory = directory if "://" in directory else os.path.abspath(directory)
+        self.directory = workdir_lib.absolute(workdir_lib.join(workdir, workdir_lib.CHECKPOINT_DIR))
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
                                                enable_async_checkpointing=not read_only)
         self.manager = ocp.CheckpointManager(self.directory, options=options)

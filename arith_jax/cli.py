@@ -16,8 +16,9 @@ from ml_collections import config_flags
 
 from arith_jax import default_config
 from arith_jax.errors import ConfigError
+from arith_jax.exit_codes import EXIT_BAD_CONFIG, EXIT_RETRY
 
-COMMANDS = ("train", "eval", "report", "analyze", "data")
+COMMANDS = ("train", "eval", "report", "analyze", "data", "launch")
 USAGE = f"""usage: arith-jax {{{'|'.join(COMMANDS)}}} [--flags]
 
   train    train a population (default: the embedded mod 100 vs mod 101 experiment)
@@ -25,6 +26,7 @@ USAGE = f"""usage: arith-jax {{{'|'.join(COMMANDS)}}} [--flags]
   report   Markdown tables and PNG plots from --workdir/results.jsonl
   analyze  the IJCAI-2024 mechanistic plots for the members of --workdir
   data     print --n decoded examples of the configured task (--raw shows the tokens)
+  launch   train on Cloud TPU slices (tpu-vm) or SkyPilot jobs; `arith-jax launch --help`
 
 Run `arith-jax COMMAND --helpfull` for every flag."""
 
@@ -41,43 +43,57 @@ flags.DEFINE_integer("modulus", 0, "data: modulus to use (default: the config's 
 flags.DEFINE_integer("seed", 0, "data: sampling seed.")
 flags.DEFINE_string("member", "", "analyze: only the member with this name (default: every member).")
 flags.DEFINE_bool("quiet", False, "train: no progress display.")
+flags.DEFINE_string("shard", "", "train: i/K trains the i-th of K disjoint shares of the member grid into "
+                                 "<workdir>/share-i-of-K (a sweep split over slices; report merges them).")
 
 
 def _fail(error: Exception) -> None:
     print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(EXIT_BAD_CONFIG)
 
 
 def _saved_config(workdir: str):
     from arith_jax import config as config_lib
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        raise ConfigError("--workdir", f"{workdir} holds no config.json; train there first")
-    with open(path) as f:
-        return config_lib.from_json(f.read())
+    from arith_jax import workdir as workdir_lib
+    try:
+        return config_lib.from_json(workdir_lib.read_text(workdir_lib.join(workdir, workdir_lib.CONFIG_FILE)))
+    except FileNotFoundError:
+        raise ConfigError("--workdir", f"{workdir} holds no config.json; train there first") from None
+
+
+def _runs_of(workdir: str) -> list[str]:
+    """The trained workdirs under --workdir: itself, or each share of a split sweep."""
+    from arith_jax import workdir as workdir_lib
+    return workdir_lib.shares(workdir) or [workdir]
 
 
 def cmd_train() -> None:
     from arith_jax import report, sharding, train
+    from arith_jax import workdir as workdir_lib
     from arith_jax import writers
+    config, workdir = FLAGS.config, FLAGS.workdir
+    shard = workdir_lib.parse_shard(FLAGS.shard)
+    if shard is not None:
+        config.population.shard = f"{shard[0]}/{shard[1]}"
+        workdir = workdir_lib.join(workdir, workdir_lib.share_name(*shard))
     sharding.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id, FLAGS.distributed)
     try:
-        result = train.train(FLAGS.config, FLAGS.workdir, console=not FLAGS.quiet)
+        result = train.train(config, workdir, console=not FLAGS.quiet)
     except train.Interrupted as stopped:
         import jax
         if jax.process_index() == 0:
             print(stopped, file=sys.stderr)
-        return
+        sys.exit(EXIT_RETRY)
     import jax
     if jax.process_index() == 0:
         # A rerun of a finished workdir trains nothing new: show what it measured then.
-        records = result.records or report.latest_records(writers.read_results(FLAGS.workdir))
+        records = result.records or report.latest_records(writers.read_results(workdir))
         print(report.format_table(records))
         equivalence = report.format_table(records, "equiv_acc")  # the mechanism, when decoded
         if equivalence:
             print(f"\n{equivalence}")
-        _print_published(FLAGS.workdir)
-        print(f"report: {report.write_report(FLAGS.workdir)}")
+        _print_published(workdir)
+        print(f"report: {report.write_report(workdir)}")
 
 
 def _print_published(workdir: str) -> None:
@@ -90,9 +106,10 @@ def _print_published(workdir: str) -> None:
 def cmd_eval() -> None:
     from arith_jax import evaluate_checkpoint, report
     lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
-    records, path = evaluate_checkpoint.run(_saved_config(FLAGS.workdir), FLAGS.workdir, lengths)
-    print(report.format_table(records))
-    print(f"results: {path}")
+    for workdir in _runs_of(FLAGS.workdir):
+        records, path = evaluate_checkpoint.run(_saved_config(workdir), workdir, lengths)
+        print(report.format_table(records))
+        print(f"results: {path}")
 
 
 def cmd_report() -> None:
@@ -104,8 +121,19 @@ def cmd_report() -> None:
 
 def cmd_analyze() -> None:
     from arith_jax import evaluate_checkpoint
-    for path in evaluate_checkpoint.analyze_members(_saved_config(FLAGS.workdir), FLAGS.workdir, FLAGS.member):
-        print(path)
+    workdirs, found = _runs_of(FLAGS.workdir), False
+    for workdir in workdirs:
+        try:
+            paths = evaluate_checkpoint.analyze_members(_saved_config(workdir), workdir, FLAGS.member)
+        except ConfigError as error:
+            if error.field == "--member" and len(workdirs) > 1:
+                continue  # the member trained in another share
+            raise
+        found = True
+        for path in paths:
+            print(path)
+    if not found:
+        raise ConfigError("--member", f"{FLAGS.member!r} is not a member of any share of {FLAGS.workdir}")
 
 
 def cmd_data() -> None:
@@ -172,6 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     if len(argv) < 2 or argv[1] not in COMMANDS:
         print(USAGE, file=sys.stderr)
         sys.exit(0 if len(argv) >= 2 and argv[1] in ("-h", "--help", "help") else 2)
+    if argv[1] == "launch":  # its own argparse flags: no absl parsing, no config file
+        from arith_jax import launch
+        sys.exit(launch.main(argv[2:]))
     _run.command = argv[1]
     try:
         check_config_flags(argv[2:])

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from arith_jax import tasks
+from arith_jax import workdir as workdir_lib
 from arith_jax.errors import ConfigError
 
 SOURCES = ("online", "finite", "files")
@@ -199,8 +200,7 @@ def read_records(spec: tasks.TaskSpec, paths: Sequence[str], moduli: Sequence[in
     pairs = []
     for path in paths:
         try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
+            lines = workdir_lib.read_text(path).splitlines()  # a local file or gs://...
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError("data.files", f"{path}: cannot be read ({error.__class__.__name__}: "
                                             f"{getattr(error, 'strerror', None) or error})") from None

@@ -75,6 +75,9 @@ def get_config() -> ml_collections.ConfigDict:
     # sets ("dn:4", "exact:4", "dn:4@0.5,dn:5@0.5")); empty = (task.train_sampling,).
     c.population.train_sampling = ()
     c.population.train_digits = ()  # fills "{n}" in the training sampling; empty = as written
+    # "i/K": train only the i-th of K disjoint shares of the member grid (a sweep split over
+    # slices; `arith-jax train --shard=i/K` sets it and writes into <workdir>/share-i-of-K).
+    c.population.shard = ""
 
     # Optimisation: AdamW, linear warmup, cosine decay to lr * final_lr_fraction.
     c.train = ml_collections.ConfigDict()

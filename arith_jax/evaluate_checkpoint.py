@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 
 import jax
 
 from arith_jax import checkpoint as ckpt_lib
-from arith_jax import population, train, writers
+from arith_jax import population, train
+from arith_jax import workdir as workdir_lib
 from arith_jax.errors import ConfigError
 
 
@@ -56,10 +56,9 @@ def run(config, workdir: str, lengths=None) -> tuple[list[dict], str]:
     """Evaluate the latest checkpoint; records go to eval/step_<N>.jsonl in the workdir."""
     runs, step, config = restore(config, workdir, lengths)
     records = train.evaluate_runs(runs, step, config.task.name)
-    path = os.path.join(workdir, "eval", f"step_{step}.jsonl")
+    path = workdir_lib.join(workdir, workdir_lib.EVAL_DIR, f"step_{step}.jsonl")
     if jax.process_index() == 0:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        writers.write_atomically(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+        workdir_lib.write_atomically(path, "".join(json.dumps(r) + "\n" for r in records).encode())
     return records, path
 
 
@@ -77,7 +76,7 @@ def analyze_members(config, workdir: str, only: str = "") -> list[str]:
             if only and name != only:
                 continue
             params_i = jax.tree.map(lambda x: x[i], params)
-            out_dir = os.path.join(workdir, "report", "analysis", name)
+            out_dir = workdir_lib.join(workdir, workdir_lib.REPORT_DIR, workdir_lib.ANALYSIS_DIR, name)
             paths += analyze.analyze(run.program.graphdef, params_i, run.group.spec, run.group.n_train(member),
                                      member.get("p", 0), out_dir, title=name)
     return paths

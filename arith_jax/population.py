@@ -19,6 +19,7 @@ import numpy as np
 from arith_jax import config as config_lib
 from arith_jax import model as model_lib
 from arith_jax import tasks
+from arith_jax import workdir as workdir_lib
 from arith_jax import writers
 from arith_jax.errors import ConfigError
 
@@ -35,6 +36,9 @@ class Group:
     samplings: tuple[tasks.Sampling, ...]  # the training distributions in use; members index them
     members: tuple[dict, ...]  # each member's full coordinates (seed, data_seed, p, lr, wd, ...)
     sampling_indices: tuple[int, ...]  # per member: its entry of `samplings`
+    # Per member: its name in TensorBoard and the report, from the whole population (so a
+    # share of a split sweep names its members as the unsplit sweep would).
+    names: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -160,7 +164,36 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
             members.append(coords)
             indices.append(samplings.index(member_samplings[sampling_text, n]))
         groups.append(Group(name, model_cfg, spec, samplings, tuple(members), tuple(indices)))
-    return groups
+    names = iter(writers.member_names(all_members(groups)))
+    groups = [dataclasses.replace(g, names=tuple(next(names) for _ in g.members)) for g in groups]
+    shard = workdir_lib.parse_shard(pop.get("shard", ""), "population.shard")
+    return groups if shard is None else share(groups, *shard)
+
+
+def share(groups: list[Group], index: int, count: int) -> list[Group]:
+    """The `index`-th of `count` disjoint shares of the member grid, for a sweep split over
+    slices: contiguous runs of members in group order, as equal in size as can be, so a share
+    spans few groups (few compiles) and every member is in exactly one share."""
+    total = sum(g.size for g in groups)
+    if count > total:
+        raise ConfigError("population.shard", f"{index}/{count}: {count} shares of {total} members would leave "
+                                              f"some empty; use at most {total} shares")
+    lo, hi = index * total // count, (index + 1) * total // count
+    shared, start = [], 0
+    for group in groups:
+        keep = [i for i in range(group.size) if lo <= start + i < hi]
+        start += group.size
+        if not keep:
+            continue
+        used = sorted({group.sampling_indices[i] for i in keep})  # samplers of the kept members only
+        shared.append(dataclasses.replace(
+            group,
+            samplings=tuple(group.samplings[u] for u in used),
+            members=tuple(group.members[i] for i in keep),
+            sampling_indices=tuple(used.index(group.sampling_indices[i]) for i in keep),
+            names=tuple(group.names[i] for i in keep),
+        ))
+    return shared
 
 
 def all_members(groups: list[Group]) -> list[dict]:

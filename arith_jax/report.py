@@ -1,4 +1,4 @@
-"""The report a person reads in a minute: Markdown tables and PNG plots from results.jsonl.
+"""The report a person reads in a minute: Markdown tables and PNG plots from a workdir's results.
 
 Rows are member configurations (every population field but the seeds), cells the mean ± std
 over the configuration's members of each member's latest evaluation, in percent, with the
@@ -7,8 +7,9 @@ prediction of Xu et al. (ACL 2025) for a model that only uses the operands' last
 digits, at each evaluated length and in the limit gcd(p, 10^n_train)/p.
 
 `write_report` is `arith-jax report`; `format_table` prints the same table on a console.
-Every file is written to a temporary name and renamed, so reporting on a workdir that is
-still training, or twice at once, never leaves a half-written file.
+Every file is written whole (workdir.write_atomically), so reporting on a workdir that is
+still training, or twice at once, never leaves a half-written file. A workdir whose sweep was
+split over slices (`train --shard=i/K`) is reported as one: its shares' results are merged.
 """
 
 from __future__ import annotations
@@ -26,21 +27,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from arith_jax import published
+from arith_jax import workdir as workdir_lib
 from arith_jax.errors import ConfigError
+from arith_jax.workdir import write_atomically
 from arith_jax.writers import (
-    RESULTS_FILE,
     SEED_FIELDS,
     heatmap_png,
     member_names,
     png_bytes,
     read_results,
     safe_file_name,
-    write_atomically,
 )
 
-REPORT_DIR = "report"
 REPORT_FILE = "report.md"
-CONFIG_FILE = "config.json"
 HEATMAP_FILE = "heatmap.png"
 METRIC_TITLES = {"acc": "Exact-match accuracy", "equiv_acc": "Equivalence accuracy"}
 
@@ -290,7 +289,8 @@ def _published_percent(value: float | None) -> str:
 
 def format_published(workdir: str) -> str:
     """The comparison tables of the workdir config's report.published, for a console."""
-    records, config = latest_records(read_results(workdir)), _read_config(workdir)
+    records, config, _ = gather(workdir)
+    records = latest_records(records)
     sampling = config.get("task", {}).get("train_sampling", "")
     sections = []
     for name in published.parse(config.get("report", {}).get("published", "")):
@@ -356,37 +356,47 @@ def _heatmap(records: Sequence[Mapping]) -> bytes:
 
 
 def _read_config(workdir: str) -> dict:
-    path = os.path.join(workdir, CONFIG_FILE)
+    path = workdir_lib.join(workdir, workdir_lib.CONFIG_FILE)
     try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
+        return json.loads(workdir_lib.read_text(path))
     except FileNotFoundError:
         return {}
     except json.JSONDecodeError as error:
-        raise ConfigError(CONFIG_FILE, f"is not JSON ({error}) in {path}") from None
+        raise ConfigError(workdir_lib.CONFIG_FILE, f"is not JSON ({error}) in {path}") from None
+
+
+def gather(workdir: str) -> tuple[list[dict], dict, list[str]]:
+    """(every record, the config, the workdirs read) of `workdir`, or of all its shares when
+    a sweep was split over slices; the config is the first share's, less its share."""
+    parts = workdir_lib.shares(workdir) or [workdir]
+    records = [record for part in parts for record in read_results(part)]
+    config = _read_config(parts[0])
+    if "population" in config:
+        config["population"] = dict(config["population"], shard="")
+    return records, config, parts
 
 
 def write_report(workdir: str) -> str:
     """Writes ``<workdir>/report/report.md`` and its PNGs; returns the Markdown file's path."""
-    records = read_results(workdir)
+    records, config, parts = gather(workdir)
     if not records:
         raise ConfigError(
-            "workdir",
-            f"{workdir} has no evaluation results yet ({RESULTS_FILE} is missing or empty); "
+            "--workdir",
+            f"{workdir} has no evaluation results yet (nothing in {workdir_lib.RESULTS_DIR}/); "
             "report after the first evaluation",
         )
-    config = _read_config(workdir)
     task_config = config.get("task", {})
     task = task_config.get("name", records[0]["task"])
-    report_dir = os.path.join(workdir, REPORT_DIR)
-    os.makedirs(report_dir, exist_ok=True)
+    report_dir = workdir_lib.join(workdir, workdir_lib.REPORT_DIR)
+    workdir_lib.make_dirs(report_dir)
     tables = _group_tables(records)
 
     sampling = task_config.get("train_sampling")
     num_members = len({r["member_name"] for r in records})
     lines = [
-        f"# arith_jax report: {os.path.basename(os.path.abspath(workdir))}",
+        f"# arith_jax report: {_base_name(workdir)}",
         "",
+        *_shares_note(workdir, parts),
         f"Task `{task}`" + (f", trained on operand lengths `{sampling}`" if sampling else "")
         + f"; {num_members} members in {len(tables)} group(s), each at its latest evaluation.",
         "",
@@ -406,7 +416,7 @@ def write_report(workdir: str) -> str:
                 header, rows = _table_rows(table, metric)
                 lines += ["", f"### {METRIC_TITLES[metric]} (%)", "", _markdown_table(header, rows)]
         plot_file = f"accuracy_vs_length_{safe_file_name(table.group) or 'all'}.png"
-        write_atomically(os.path.join(report_dir, plot_file), _accuracy_plot(table))
+        write_atomically(workdir_lib.join(report_dir, plot_file), _accuracy_plot(table))
         lines += ["", f"![accuracy vs length, {_group_title(table)}]({plot_file})"]
 
     select_lengths = tuple(config.get("eval", {}).get("select_lengths", ()))
@@ -421,8 +431,23 @@ def write_report(workdir: str) -> str:
                     header, rows = _table_rows(table, metric)
                     lines += ["", f"### {_group_title(table).capitalize()}, selected: {METRIC_TITLES[metric]} (%)", "",
                               _markdown_table(header, rows)]
-    write_atomically(os.path.join(report_dir, HEATMAP_FILE), _heatmap(records))
+    write_atomically(workdir_lib.join(report_dir, HEATMAP_FILE), _heatmap(records))
     lines += ["", "## Every member", "", f"![member x length accuracy]({HEATMAP_FILE})", ""]
-    report_path = os.path.join(report_dir, REPORT_FILE)
+    report_path = workdir_lib.join(report_dir, REPORT_FILE)
     write_atomically(report_path, "\n".join(lines).encode("utf-8"))
     return report_path
+
+
+def _base_name(workdir: str) -> str:
+    return os.path.basename(str(workdir).rstrip("/") if workdir_lib.is_url(workdir) else os.path.abspath(workdir))
+
+
+def _shares_note(workdir: str, parts: list[str]) -> list[str]:
+    """For a sweep split over slices: which shares the report merged, and which it lacks."""
+    if parts == [workdir]:
+        return []
+    missing = workdir_lib.missing_shares(parts)
+    note = f"Merged from {len(parts)} shares of the sweep."
+    if missing:
+        note += f" Not yet started (no results): {', '.join(missing)}."
+    return [note, ""]

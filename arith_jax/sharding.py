@@ -25,7 +25,7 @@ def initialize_distributed(coordinator: str = "", num_processes: int = 0, proces
     """Join JAX's multi-controller runtime when there is more than one process.
 
     On Cloud TPU (and other clusters JAX knows) `jax.distributed.initialize()` finds its
-    peers by itself: `auto` (the CLI's --distributed, which launch/tpu_vm.sh passes). Other
+    peers by itself: `auto` (the CLI's --distributed, which `arith-jax launch` passes). Other
     machines (and the tests: several CPU processes on 127.0.0.1) name the coordinator.
     """
     if coordinator:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import time
 from typing import Any
 
@@ -30,6 +29,7 @@ from arith_jax import evaluate
 from arith_jax import model as model_lib
 from arith_jax import population
 from arith_jax import sharding
+from arith_jax import workdir as workdir_lib
 from arith_jax import writers
 from arith_jax.population import Group
 
@@ -319,7 +319,6 @@ def build_runs(config: ml_collections.ConfigDict, groups: list[Group], *, for_tr
     """Programs, per-member arrays, eval sets and member names of every group (data sources
     only for training)."""
     runs = []
-    names = iter(writers.member_names(population.all_members(groups)))
     for group in groups:
         eval_sets = evaluate.eval_operands(group.spec, list(config.eval.lengths),
                                            config.eval.examples_per_length, config.eval.seed)
@@ -331,8 +330,7 @@ def build_runs(config: ml_collections.ConfigDict, groups: list[Group], *, for_tr
             member_data = source.device_data([m["data_seed"] for m in group.members])
             if member_data is not None:
                 member_data = sharding.put_members(member_data, program.mesh)
-        member_names = [next(names) for _ in group.members]
-        runs.append(GroupRun(group, program, source, hyper, member_data, eval_sets, member_names))
+        runs.append(GroupRun(group, program, source, hyper, member_data, eval_sets, list(group.names)))
     return runs
 
 
@@ -378,7 +376,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = Tr
     """
     groups = population.plan(config)  # every ConfigError surfaces here, before compiling
     primary = jax.process_index() == 0
-    os.makedirs(workdir, exist_ok=True)
+    workdir_lib.make_dirs(workdir)
     checkpointer = ckpt_lib.Checkpointer(workdir, keep=config.checkpoint.keep)
     resume_step = checkpointer.latest_step()
     config_dict = json.loads(config_lib.to_json(config))  # tuples as lists, as saved
@@ -388,7 +386,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = Tr
         ckpt_lib.check_same_layout(population.plan(config_lib.from_json(json.dumps(saved_config))), groups,
                                    "eval.lengths" if config.task.width == 0 else "task.width")
     if primary:
-        writers.write_atomically(os.path.join(workdir, "config.json"), config_lib.to_json(config).encode())
+        workdir_lib.write_atomically(workdir_lib.join(workdir, workdir_lib.CONFIG_FILE),
+                                     config_lib.to_json(config).encode())
 
     runs = build_runs(config, groups)
     members = population.all_members(groups)
@@ -417,9 +416,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = Tr
     saved_step = resume_step
 
     def save(at_step: int) -> None:
-        nonlocal saved_step
+        nonlocal saved_step, in_flight
         if at_step == saved_step:
             return
+        # TensorBoard gets every point up to the checkpoint now: a run killed later resumes
+        # from here and must find nothing missing before it.
+        if in_flight is not None:
+            reporter.report(*in_flight)
+            in_flight = None
+        if tb is not None:
+            tb.flush(force=True)
         meta = {"step": at_step, "config": config_dict,
                 "source_state": {r.group.name: r.source.get_state() for r in runs}}
         checkpointer.save(at_step, {r.group.name: r.state for r in runs}, meta)

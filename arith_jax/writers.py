@@ -1,9 +1,11 @@
-"""What a training run leaves for people: TensorBoard runs, results.jsonl and console progress.
+"""What a training run leaves for people: TensorBoard runs, results and console progress.
 
-Workdir layout: ``tb/<member_name>/`` holds one TensorBoard run per member, ``tb/population/``
-the population-level images and the HParams experiment, ``results.jsonl`` every evaluation.
+Where each goes in the workdir is `arith_jax/workdir.py`'s: ``tb/<member_name>/`` holds one
+TensorBoard run per member, ``tb/population/`` the population-level images and the HParams
+experiment, ``results/step_<step>.jsonl`` each evaluation. Nothing is appended to (object
+stores cannot): each results object and each event file is written once, whole.
 
-results.jsonl schema: one JSON object per line, one line per member x eval step x length::
+Results schema: one JSON object per line, one line per member x eval step x length::
 
     {"group": "pe=learned", "member": {"p": 101, "seed": 1}, "member_name": "p=101,seed=1",
      "task": "mod_add", "n_train": 4, "step": 4000, "length": 7, "acc": 0.011,
@@ -22,9 +24,10 @@ results.jsonl schema: one JSON object per line, one line per member x eval step 
 - ``theory``: the ACL 2025 theorem's predicted accuracy at this length for modular tasks,
   ``theory_asymptotic``: its limit gcd(p, 10^n_train)/p; both null where undefined.
 
-Non-finite numbers are written as null. A run killed between checkpoints may leave records
-past its last checkpoint and a half-written last line; ``ResultsWriter.truncate_after`` on
-resume drops both, and ``read_results`` skips a half-written last line.
+Non-finite numbers are written as null. A run killed between checkpoints may leave results
+of steps past its last checkpoint; ``ResultsWriter.truncate_after`` on resume deletes them.
+``read_results`` also reads the single ``results.jsonl`` of older workdirs, skipping a
+half-written last line there.
 """
 
 from __future__ import annotations
@@ -49,11 +52,9 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import summary_v2 as hparams_summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 
+from arith_jax import workdir as workdir_lib
 from arith_jax.errors import ConfigError
 
-RESULTS_FILE = "results.jsonl"
-TENSORBOARD_DIR = "tb"
-POPULATION_RUN = "population"
 HEATMAP_TAG = "eval/acc_heatmap"
 
 # Seeds go last in names so that TensorBoard's alphabetical run list keeps the seeds of one
@@ -163,9 +164,12 @@ def _event(step: int, **fields) -> event_pb2.Event:
 class TensorBoardWriter:
     """One TensorBoard run per member (``tb/<name>/``) plus ``tb/population/``, without TF.
 
-    Events are buffered and appended to each run's event file by `flush()`. The event files
-    are written with tensorboard's own RecordWriter, opened only while flushing: a population
-    of thousands would otherwise hold thousands of open files and writer threads.
+    Events are buffered; `flush()` writes each run's buffered events as a new event file,
+    whole, with tensorboard's own RecordWriter (object stores cannot append, and a disk gets
+    the same files). TensorBoard reads a run's event files in name order, and the names sort
+    in writing order. To keep the file count small, `flush()` writes only when `flush_secs`
+    have passed since the last write; `flush(force=True)` (at each checkpoint and at the end)
+    writes at once, so a run killed after a checkpoint lost no point up to it.
 
     `resume_step`: the checkpoint step this process resumed from (None for a fresh start).
     A SessionLog.START event at the first step this process writes tells TensorBoard to drop
@@ -182,20 +186,23 @@ class TensorBoardWriter:
         *,
         resume_step: int | None = None,
         eval_lengths: Iterable[int] = (),
+        flush_secs: float = 30.0,
     ):
         if len(hparams) != len(member_names):
             raise ValueError(f"{len(member_names)} member names but {len(hparams)} hparams")
-        logdir = os.path.join(workdir, TENSORBOARD_DIR)
-        self._member_files = [self._new_event_file(os.path.join(logdir, n)) for n in member_names]
-        self._population_file = self._new_event_file(os.path.join(logdir, POPULATION_RUN))
+        logdir = workdir_lib.join(workdir, workdir_lib.TENSORBOARD_DIR)
+        self._member_runs = [workdir_lib.join(logdir, n) for n in member_names]
+        self._population_run = workdir_lib.join(logdir, workdir_lib.POPULATION_RUN)
         self._pending: dict[str, list[event_pb2.Event]] = {
-            path: [] for path in [*self._member_files, self._population_file]
+            run: [] for run in [*self._member_runs, self._population_run]
         }
+        self._flush_secs = flush_secs
+        self._last_flush = -math.inf
 
         first_step = 0 if resume_step is None else resume_step + 1
         now = time.time()
-        for path in self._pending:
-            self._pending[path] += [
+        for run in self._pending:
+            self._pending[run] += [
                 _event(0, file_version="brain.Event:2"),
                 _event(first_step, session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)),
             ]
@@ -212,39 +219,35 @@ class TensorBoardWriter:
             ],
             time_created_secs=now,
         )
-        self._pending[self._population_file].append(_event(0, summary=experiment))
-        for m, (path, name) in enumerate(zip(self._member_files, member_names)):
+        self._pending[self._population_run].append(_event(0, summary=experiment))
+        for m, (run, name) in enumerate(zip(self._member_runs, member_names)):
             session = hparams_summary.hparams_pb(
                 {key: values[m] for key, values in columns.items()},
                 trial_id=name,
                 start_time_secs=now,
             )
-            self._pending[path].append(_event(0, summary=session))
-        self.flush()
+            self._pending[run].append(_event(0, summary=session))
+        self.flush(force=True)
 
     @staticmethod
-    def _new_event_file(run_dir: str) -> str:
-        os.makedirs(run_dir, exist_ok=True)
-        # TensorBoard reads a run's event files in name order; the zero padding keeps two
-        # writers of one process within one second in creation order.
-        return os.path.join(
-            run_dir,
-            f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}"
-            f".{os.getpid()}.{next(_event_file_ids):06d}",
-        )
+    def _event_file_name() -> str:
+        # Seconds, then a per-process sequence number, zero-padded: name order is writing
+        # order within a process, and a resumed process's files sort after its predecessor's.
+        return (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}"
+                f".{os.getpid()}.{next(_event_file_ids):06d}")
 
     def scalars(self, step: int, values: Mapping[str, np.ndarray]) -> None:
         """Per-member scalars: `values` maps a tag (``train/loss``) to an array of shape [M].
 
         A member's non-finite value is skipped for that member only.
         """
-        num_members = len(self._member_files)
+        num_members = len(self._member_runs)
         arrays = {}
         for tag, array in values.items():
             arrays[tag] = np.asarray(array, dtype=np.float64)
             if arrays[tag].shape != (num_members,):
                 raise ValueError(f"{tag}: expected shape ({num_members},), got {arrays[tag].shape}")
-        for m, path in enumerate(self._member_files):
+        for m, path in enumerate(self._member_runs):
             summary = summary_pb2.Summary(
                 value=[
                     summary_pb2.Summary.Value(tag=tag, simple_value=array[m])
@@ -263,20 +266,25 @@ class TensorBoardWriter:
             height=height, width=width, colorspace=4, encoded_image_string=png
         )
         summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=HEATMAP_TAG, image=image)])
-        self._pending[self._population_file].append(_event(step, summary=summary))
+        self._pending[self._population_run].append(_event(step, summary=summary))
 
-    def flush(self) -> None:
-        """Appends every buffered event to its run's event file."""
-        for path, events in self._pending.items():
+    def flush(self, force: bool = False) -> None:
+        """Writes every run's buffered events as a new event file (see the class docstring)."""
+        if not force and time.monotonic() - self._last_flush < self._flush_secs:
+            return
+        self._last_flush = time.monotonic()
+        name = self._event_file_name()
+        for run, events in self._pending.items():
             if events:
-                with open(path, "ab") as file:
-                    records = RecordWriter(file)
-                    for event in events:
-                        records.write(event.SerializeToString())
+                buffer = io.BytesIO()
+                records = RecordWriter(buffer)
+                for event in events:
+                    records.write(event.SerializeToString())
+                workdir_lib.write_atomically(workdir_lib.join(run, name), buffer.getvalue())
                 events.clear()
 
     def close(self) -> None:
-        self.flush()
+        self.flush(force=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -298,68 +306,71 @@ def _jsonable(value):
     return value
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    """Writes `data` to `path` so that a reader sees the old or the new file, never half;
-    concurrent writers (two reports of one workdir) each rename a file of their own."""
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "wb") as file:
-        file.write(data)
-    os.replace(temporary, path)
-
-
-def _complete_lines(path: str) -> list[bytes]:
-    """The newline-terminated lines of `path`; a killed writer's partial tail is left out."""
-    with open(path, "rb") as file:
-        data = file.read()
+def _complete_lines(data: bytes) -> list[bytes]:
+    """The newline-terminated lines of `data`; a killed writer's partial tail is left out."""
     return data[: data.rfind(b"\n") + 1].splitlines(keepends=True)
 
 
 class ResultsWriter:
-    """Appends evaluation records to ``<workdir>/results.jsonl`` (schema: module docstring)."""
+    """Evaluation records into ``<workdir>/results/step_<step>.jsonl`` (schema: module docstring).
+
+    One object per evaluation step, written whole: a store without append loses nothing, and
+    a reader never sees half a step. Only process 0 writes.
+    """
 
     def __init__(self, workdir: str):
-        self.path = os.path.join(workdir, RESULTS_FILE)
-        os.makedirs(workdir, exist_ok=True)
+        self.workdir = workdir
 
     def append(self, records: Iterable[Mapping]) -> None:
-        """One line per record, flushed before returning."""
-        text = "".join(json.dumps(_jsonable(r), allow_nan=False) + "\n" for r in records)
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.write(text)
+        """Adds `records` to the results of their steps (a step written before keeps its lines)."""
+        by_step: dict[int, list[str]] = {}
+        for record in records:
+            line = json.dumps(_jsonable(record), allow_nan=False) + "\n"
+            by_step.setdefault(int(record["step"]), []).append(line)
+        for step, lines in by_step.items():
+            path = workdir_lib.results_file(self.workdir, step)
+            try:
+                earlier = workdir_lib.read_bytes(path)
+            except FileNotFoundError:
+                earlier = b""
+            workdir_lib.write_atomically(path, earlier + "".join(lines).encode("utf-8"))
 
     def truncate_after(self, step: int) -> None:
-        """On resume from a checkpoint at `step`: drops records of later steps and a
-        half-written last line, which a run killed after that checkpoint left behind."""
-        if os.path.exists(self.path):
-            kept = [
-                line
-                for line in _complete_lines(self.path)
-                if line.strip() and json.loads(line)["step"] <= step
-            ]
-            write_atomically(self.path, b"".join(kept))
+        """On resume from a checkpoint at `step`: deletes the results of later steps, which a
+        run killed after that checkpoint left behind (the resumed run writes them again)."""
+        for later, path in workdir_lib.results_steps(self.workdir):
+            if later > step:
+                workdir_lib.remove(path)
+        legacy = workdir_lib.join(self.workdir, workdir_lib.LEGACY_RESULTS_FILE)
+        if workdir_lib.exists(legacy):
+            kept = [line for line in _complete_lines(workdir_lib.read_bytes(legacy))
+                    if line.strip() and json.loads(line)["step"] <= step]
+            workdir_lib.write_atomically(legacy, b"".join(kept))
 
 
 def read_results(workdir: str) -> list[dict]:
-    """Every record of ``<workdir>/results.jsonl``; a half-written last line is skipped.
+    """Every record of `workdir`, in step order (the ``results.jsonl`` of an older workdir
+    first, where a half-written last line is skipped).
 
-    Raises ConfigError if any other line is not JSON (the file was edited or corrupted).
+    Raises ConfigError if a line is not JSON (the file was edited or corrupted).
     """
-    path = os.path.join(workdir, RESULTS_FILE)
-    try:
-        with open(path, encoding="utf-8") as file:
-            lines = file.read().split("\n")
-    except FileNotFoundError:
-        return []
+    sources = [(workdir_lib.join(workdir, workdir_lib.LEGACY_RESULTS_FILE), True)]
+    sources += [(path, False) for _, path in workdir_lib.results_steps(workdir)]
     records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for path, legacy in sources:
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            if number == len(lines):  # no newline after it: a writer stopped mid-line
+            lines = workdir_lib.read_text(path).split("\n")
+        except FileNotFoundError:
+            continue
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
                 continue
-            raise ConfigError(RESULTS_FILE, f"line {number} is not JSON ({error}) in {path}") from None
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                if legacy and number == len(lines):  # no newline after it: a writer stopped mid-line
+                    continue
+                raise ConfigError("results", f"line {number} is not JSON ({error}) in {path}") from None
     return records
 
 

@@ -6,7 +6,7 @@
 #
 # Stages run in order of value, each under its own time limit, so a short lease still brings
 # back the first ones; every stage re-packs what exists so far into $OUT (bench.tgz with JSON +
-# Markdown per benchmark, sweeps.tgz with each sweep's results.jsonl, report and config, and
+# Markdown per benchmark, sweeps.tgz with each sweep's results, report and config, and
 # log.txt). BUDGET (seconds, default 540) bounds the whole script.
 set -u
 OUT=${OUT:-gpu_results}

@@ -105,11 +105,12 @@ def test_report_rerun_on_a_running_workdir_is_safe(workdir, report_text):
     path = report.write_report(workdir)
     with open(path) as file:
         assert file.read() == report_text
-    # Training goes on: a new evaluation of one member arrives, a second is half written.
+    # Training goes on: a new evaluation of one member arrives, a second is being written
+    # (its temporary file is there, not yet renamed).
     members = [{"p": 100, "seed": 0, "lr": 1e-3}]
     later = make_records(FINAL_STEP + 500, members, ["p=100,seed=0"])
     writers.ResultsWriter(workdir).append(later)
-    with open(os.path.join(workdir, writers.RESULTS_FILE), "a") as file:
+    with open(os.path.join(workdir, "results", ".tmp.1234.0"), "w") as file:
         file.write('{"group": "pe=learned", "memb')
     with open(report.write_report(workdir)) as file:
         assert "## Group pe=learned (steps 1000..1500)" in file.read()
@@ -119,7 +120,7 @@ def test_report_rerun_on_a_running_workdir_is_safe(workdir, report_text):
 
 
 def test_report_without_results_names_the_workdir(tmp_path):
-    with pytest.raises(ConfigError, match=r"^workdir: .* has no evaluation results yet"):
+    with pytest.raises(ConfigError, match=r"^--workdir: .* has no evaluation results yet"):
         report.write_report(str(tmp_path))
 
 
@@ -243,3 +244,24 @@ def test_report_adds_the_selected_tables_when_asked(tmp_path):
     assert "## Selected checkpoints: best mean exact match at lengths 5, 6" in text
     assert "p=101,seed=0 500" in text and "p=100,seed=0 1000" in text
     assert "| p=101 | 3 | 50.0 ± 0.0 | 50.0 ± 0.0 |" in text  # the selected step's every length
+
+
+def test_report_of_a_split_sweep_merges_its_shares_and_names_the_missing_one(tmp_path, workdir, report_text):
+    """Three of four shares of the fixture's population, each a workdir of its own under one
+    parent: the parent's report equals the unsplit report, plus a line on the shares."""
+    members = [{"p": p, "seed": s, "lr": 1e-3} for p in MODULI for s in SEEDS]
+    names = writers.member_names(members)
+    for i, (lo, hi) in enumerate([(0, 2), (2, 4), (4, 6)]):
+        share = tmp_path / f"share-{i}-of-4"
+        share.mkdir()
+        (share / "config.json").write_text(json.dumps(
+            {"task": {"name": "mod_add", "train_sampling": "below:2"}, "population": {"shard": f"{i}/4"}}))
+        results = writers.ResultsWriter(str(share))
+        results.append(make_records(500, members[lo:hi], names[lo:hi]))
+        results.append(make_records(FINAL_STEP, members[lo:hi], names[lo:hi]))
+    with open(report.write_report(str(tmp_path))) as file:
+        merged = file.read().splitlines()
+    expected = report_text.splitlines()
+    assert merged[0] == f"# arith_jax report: {tmp_path.name}"
+    assert merged[2:4] == ["Merged from 3 shares of the sweep. Not yet started (no results): share-3-of-4.", ""]
+    assert merged[4:] == expected[2:]

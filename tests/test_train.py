@@ -127,7 +127,7 @@ def test_default_run_shortened_ends_with_the_accuracy_table(tmp_path):
     assert "Equivalence accuracy (%) by operand digits, group main, step 20" in out
     assert len(re.findall(r"^p=10[01]\s+3\s", out, flags=re.M)) == 4
     assert (tmp_path / "default" / "report" / "report.md").exists()
-    assert (tmp_path / "default" / "results.jsonl").exists()
+    assert (tmp_path / "default" / "results" / "step_000000020.jsonl").exists()
 
 
 def test_each_member_gets_its_own_weight_decay_on_matrices_only():

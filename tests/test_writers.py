@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
+from arith_jax import workdir as workdir_lib
 from arith_jax import writers
 from arith_jax.errors import ConfigError
 
@@ -129,7 +130,7 @@ def test_tensorboard_serves_the_scalars_written_and_skips_non_finite(tensorboard
 
 
 def test_tensorboard_population_run_holds_the_heatmap_image(tensorboard_workdir):
-    (image,) = accumulator(tensorboard_workdir, writers.POPULATION_RUN).Images(writers.HEATMAP_TAG)
+    (image,) = accumulator(tensorboard_workdir, workdir_lib.POPULATION_RUN).Images(writers.HEATMAP_TAG)
     assert image.step == 20
     assert image.encoded_image_string.startswith(PNG_SIGNATURE)
     pixels = matplotlib.image.imread(io.BytesIO(image.encoded_image_string), format="png")
@@ -145,7 +146,7 @@ def test_tensorboard_hparams_plugin_sees_sessions_and_experiment(tensorboard_wor
         assert session.group_name == name
         assert {k: v.number_value for k, v in session.hparams.items()} == pytest.approx(member)
 
-    content = accumulator(tensorboard_workdir, writers.POPULATION_RUN).PluginTagToContent(
+    content = accumulator(tensorboard_workdir, workdir_lib.POPULATION_RUN).PluginTagToContent(
         hparams_metadata.PLUGIN_NAME
     )
     experiment = hparams_metadata.parse_experiment_plugin_data(content[hparams_metadata.EXPERIMENT_TAG])
@@ -167,6 +168,31 @@ def test_tensorboard_resume_replaces_what_the_killed_run_wrote_after_its_checkpo
     assert served == [(1, 1.0), (2, 2.0), (3, 3.0), (5, 50.0)]
 
 
+def test_tensorboard_event_files_are_written_whole_and_never_appended_to(tmp_path):
+    """Object stores cannot append: each flush writes new files, and a file once written
+    never changes. A flush within flush_secs of the last writes nothing until forced."""
+    workdir = str(tmp_path)
+    writer = writers.TensorBoardWriter(workdir, NAMES, MEMBERS, flush_secs=3600)
+    run_dir = tmp_path / "tb" / NAMES[0]
+
+    def files():
+        return {path.name: path.read_bytes() for path in run_dir.iterdir()}
+
+    first = files()
+    assert len(first) == 1
+    writer.scalars(10, {"train/loss": np.ones(3)})
+    writer.flush()  # within flush_secs: buffered
+    assert files() == first
+    writer.flush(force=True)
+    second = files()
+    assert len(second) == 2 and {k: second[k] for k in first} == first
+    assert sorted(second) == sorted(second, key=lambda name: name.split(".")[-1])  # name order = writing order
+    writer.close()  # nothing pending: no empty file
+    assert files() == second
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".tmp")]
+    assert [e.step for e in accumulator(workdir, NAMES[0]).Scalars("train/loss")] == [10]
+
+
 def test_tensorboard_rejects_values_not_one_per_member(tmp_path):
     writer = writers.TensorBoardWriter(str(tmp_path), NAMES, MEMBERS)
     with pytest.raises(ValueError, match=r"train/loss: expected shape \(3,\), got \(2,\)"):
@@ -174,7 +200,7 @@ def test_tensorboard_rejects_values_not_one_per_member(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
-# results.jsonl
+# results
 
 
 def record(step, length, acc=0.5, member_name="p=101,seed=1"):
@@ -192,45 +218,60 @@ def test_results_round_trip_numpy_values_and_non_finite_as_null(tmp_path):
         (100, 3, 0.25), (200, 3, None), (200, 4, 0.125)
     ]
     assert read[0] == record(100, 3, acc=0.25)
-    with open(results.path) as file:
+    assert sorted(os.listdir(tmp_path / "results")) == ["step_000000100.jsonl", "step_000000200.jsonl"]
+    with open(workdir_lib.results_file(str(tmp_path), 200)) as file:
         assert all(json.loads(line) for line in file)  # strict JSON: no NaN literals
 
 
-def test_read_results_skips_a_half_written_last_line(tmp_path):
-    writers.ResultsWriter(str(tmp_path)).append([record(100, 1), record(100, 2)])
-    with open(tmp_path / writers.RESULTS_FILE, "a") as file:
-        file.write(json.dumps(record(200, 1))[:40])
+def test_results_of_one_step_written_twice_keep_both(tmp_path):
+    results = writers.ResultsWriter(str(tmp_path))
+    results.append([record(100, 1)])
+    results.append([record(100, 2)])
     assert [(r["step"], r["length"]) for r in writers.read_results(str(tmp_path))] == [(100, 1), (100, 2)]
+
+
+def test_read_results_of_an_older_workdir_skips_its_half_written_last_line(tmp_path):
+    with open(tmp_path / workdir_lib.LEGACY_RESULTS_FILE, "w") as file:
+        file.write(json.dumps(record(100, 1)) + "\n" + json.dumps(record(200, 1))[:40])
+    writers.ResultsWriter(str(tmp_path)).append([record(300, 1)])
+    assert [(r["step"], r["length"]) for r in writers.read_results(str(tmp_path))] == [(100, 1), (300, 1)]
 
 
 def test_read_results_of_a_workdir_without_results_is_empty(tmp_path):
     assert writers.read_results(str(tmp_path)) == []
 
 
-def test_read_results_rejects_a_corrupt_line_that_is_not_the_last(tmp_path):
-    with open(tmp_path / writers.RESULTS_FILE, "w") as file:
-        file.write(json.dumps(record(100, 1)) + "\n{oops\n" + json.dumps(record(100, 2)) + "\n")
-    with pytest.raises(ConfigError, match=r"^results\.jsonl: line 2 is not JSON"):
+def test_read_results_rejects_a_corrupt_line(tmp_path):
+    writers.ResultsWriter(str(tmp_path)).append([record(100, 1), record(100, 2)])
+    path = workdir_lib.results_file(str(tmp_path), 100)
+    with open(path) as file:
+        lines = file.read().splitlines()
+    with open(path, "w") as file:
+        file.write("\n".join([lines[0], "{oops", lines[1]]) + "\n")
+    with pytest.raises(ConfigError, match=r"^results: line 2 is not JSON .* in .*step_000000100\.jsonl$"):
         writers.read_results(str(tmp_path))
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(0, 50), max_size=12), st.integers(0, 50), st.booleans())
-def test_truncate_after_keeps_exactly_the_records_up_to_the_checkpoint(
-    tmp_path_factory, steps, resume_step, partial
-):
+@given(st.lists(st.integers(0, 50), max_size=12), st.integers(0, 50))
+def test_truncate_after_keeps_exactly_the_records_up_to_the_checkpoint(tmp_path_factory, steps, resume_step):
     workdir = str(tmp_path_factory.mktemp("results"))
     results = writers.ResultsWriter(workdir)
     results.append([record(step, i) for i, step in enumerate(steps)])
-    if partial:  # the killed run stopped mid-line
-        with open(results.path, "a") as file:
-            file.write('{"step": 1, "len')
     results.truncate_after(resume_step)
-    kept = [(i, step) for i, step in enumerate(steps) if step <= resume_step]
+    kept = sorted(((i, step) for i, step in enumerate(steps) if step <= resume_step), key=lambda r: r[1])
     assert [(r["length"], r["step"]) for r in writers.read_results(workdir)] == kept
-    results.append([record(resume_step + 1, 99)])  # appending after the truncation stays valid
+    results.append([record(resume_step + 1, 99)])  # writing after the truncation stays valid
     assert writers.read_results(workdir)[-1]["length"] == 99
-    assert os.listdir(workdir) == [writers.RESULTS_FILE]
+    assert os.listdir(workdir) == ["results"]
+    assert len(os.listdir(os.path.join(workdir, "results"))) == len({s for s in steps if s <= resume_step}) + 1
+
+
+def test_truncate_after_also_cuts_an_older_workdirs_single_file(tmp_path):
+    with open(tmp_path / workdir_lib.LEGACY_RESULTS_FILE, "w") as file:
+        file.write("".join(json.dumps(record(step, 1)) + "\n" for step in (10, 20, 30)) + '{"step": 4')
+    writers.ResultsWriter(str(tmp_path)).truncate_after(20)
+    assert [r["step"] for r in writers.read_results(str(tmp_path))] == [10, 20]
 
 
 # ---------------------------------------------------------------------------------------

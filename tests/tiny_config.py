@@ -31,3 +31,8 @@ def tiny_config(**overrides):
         with c.ignore_type():
             c[section][field] = value
     return c
+
+
+def get_config():
+    """For the command line: `arith-jax train --config=tests/tiny_config.py`."""
+    return tiny_config()
