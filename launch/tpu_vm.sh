@@ -1,28 +1,13 @@
 #!/usr/bin/env bash
-# Train on a Cloud TPU VM or pod slice: installs arith_jax on every worker and starts the same
-# command on all of them. --distributed makes jax.distributed.initialize() find the peers by
-# itself on TPU, and the trainer joins JAX's preemption sync point so every host checkpoints
-# the same step.
+# Train on Cloud TPU slices: a thin wrapper for `arith-jax launch tpu-vm up`, which creates the
+# queued resources, ships this checkout's HEAD, starts the train command on every host and
+# re-creates preempted slices until training ends. Every flag goes to the launcher; flags
+# after -- go to `arith-jax train`. docs/cloud_tpu.md has the whole walk-through.
 #
-#   TPU_NAME=my-v4-32 ZONE=us-central2-b launch/tpu_vm.sh \
-#       --config=configs/acl2025_mod_addition.py --workdir=/mnt/runs/acl_mod
+#   launch/tpu_vm.sh --name acl-mod --zone us-west4-a --accelerator v5litepod-16 \
+#       --code gs://my-bucket/code --workdir gs://my-bucket/runs/acl_mod \
+#       -- --config=configs/acl2025_mod_addition.py
 #
-# The workdir must be one directory that every host sees (orbax writes each host's shards
-# there): mount a bucket with gcsfuse, or an NFS/Filestore share, on all workers first.
-# Results, TensorBoard and the report are written by process 0 with ordinary file I/O.
-# Rerunning the same command after a preemption resumes from the last checkpoint.
+# Add --dry-run to print the gcloud commands instead of running them.
 set -euo pipefail
-: "${TPU_NAME:?set TPU_NAME}" "${ZONE:?set ZONE}"
-REPO_URL=${REPO_URL:-}
-setup='python3 -m pip install -q --upgrade pip && python3 -m pip install -q "jax[tpu]"'
-if [ -n "$REPO_URL" ]; then
-  setup="$setup && rm -rf arith_jax_src && git clone -q $REPO_URL arith_jax_src && python3 -m pip install -q -e arith_jax_src"
-else
-  # Copy this checkout to every worker instead of cloning.
-  gcloud compute tpus tpu-vm scp --recurse --worker=all --zone="$ZONE" "$(git rev-parse --show-toplevel)" \
-    "$TPU_NAME":arith_jax_src
-  setup="$setup && python3 -m pip install -q -e arith_jax_src"
-fi
-args=$(printf '%q ' "$@")
-gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone="$ZONE" --worker=all \
-  --command="$setup && cd arith_jax_src && arith-jax train --distributed --quiet $args"
+exec arith-jax launch tpu-vm up "$@"
