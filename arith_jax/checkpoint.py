@@ -63,6 +63,8 @@ def check_resumable(saved_config: dict, config: dict, workdir: str) -> None:
     fields = [(section, key) for section in SHAPE_SECTIONS
               for key in sorted(set(saved_config.get(section, {})) | set(config.get(section, {})))]
     fields += [("train", key) for key in sorted(config.get("train", {})) if key not in FREE_TRAIN_FIELDS]
+    # Selection keeps each member's best parameters in the state, chosen by these lengths.
+    fields.append(("eval", "select_lengths"))
     data = config.get("data", {})
     if data.get("source") == "finite" and data.get("exclude_eval"):
         fields += [("eval", key) for key in EVAL_FIELDS_OF_FINITE_DATA]

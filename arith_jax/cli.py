@@ -22,7 +22,7 @@ COMMANDS = ("train", "eval", "report", "analyze", "data", "launch")
 USAGE = f"""usage: arith-jax {{{'|'.join(COMMANDS)}}} [--flags]
 
   train    train a population (default: the embedded mod 100 vs mod 101 experiment)
-  eval     evaluate the latest checkpoint of --workdir at --lengths
+  eval     evaluate the latest checkpoint of --workdir at --lengths (--best: each member's best)
   report   Markdown tables and PNG plots from --workdir/results.jsonl
   analyze  the IJCAI-2024 mechanistic plots for the members of --workdir
   data     print --n decoded examples of the configured task (--raw shows the tokens)
@@ -37,6 +37,8 @@ flags.DEFINE_integer("num_processes", 1, "Number of processes (with --coordinato
 flags.DEFINE_integer("process_id", 0, "This process's index (with --coordinator).")
 flags.DEFINE_bool("distributed", False, "Join a multi-host run that JAX detects by itself (Cloud TPU VMs).")
 flags.DEFINE_list("lengths", [], "eval: operand lengths to evaluate (default: the config's eval.lengths).")
+flags.DEFINE_bool("best", False, "eval: each member's best checkpoint by eval.select_lengths (kept in training), "
+                                 "not the last.")
 flags.DEFINE_integer("n", 10, "data: number of examples to print.")
 flags.DEFINE_bool("raw", False, "data: show the raw token sequence beside each example.")
 flags.DEFINE_integer("modulus", 0, "data: modulus to use (default: the config's first).")
@@ -107,7 +109,7 @@ def cmd_eval() -> None:
     from arith_jax import evaluate_checkpoint, report
     lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
     for workdir in _runs_of(FLAGS.workdir):
-        records, path = evaluate_checkpoint.run(_saved_config(workdir), workdir, lengths)
+        records, path = evaluate_checkpoint.run(_saved_config(workdir), workdir, lengths, best=FLAGS.best)
         print(report.format_table(records))
         print(f"results: {path}")
 

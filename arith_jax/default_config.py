@@ -107,8 +107,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval.examples_per_length = 512
     c.eval.decode = True  # greedy decoding for equivalence accuracy (slower)
     c.eval.seed = 1234
-    # Model selection: report also shows each member at its evaluation with the best mean exact
-    # match over these (held-out) lengths, e.g. (20, 30), beside the last; empty = last only.
+    # Model selection: each member's parameters at its evaluation with the best mean exact match
+    # over these (held-out) lengths, e.g. (20, 30), are kept beside the last (`eval --best`
+    # reads them), and report shows that evaluation beside the last; empty = last only.
     c.eval.select_lengths = ()
 
     c.checkpoint = ml_collections.ConfigDict()

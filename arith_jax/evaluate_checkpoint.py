@@ -22,6 +22,9 @@ def _eval_config(config, trained_width, lengths):
     config = copy.deepcopy(config)
     if lengths:
         config.eval.lengths = list(lengths)
+        # Selection lengths only pick checkpoints in training; the best parameters are restored
+        # whatever lengths are evaluated here (build_runs' keep_best says so).
+        config.eval.select_lengths = [n for n in config.eval.select_lengths if n in lengths]
     # Without index hints, parameter shapes do not depend on the operand width (a learned
     # table has model.max_positions rows whatever the sequence), so widening is safe; a
     # sequence longer than the table is the model's own clear error.
@@ -30,7 +33,8 @@ def _eval_config(config, trained_width, lengths):
 
 
 def restore(config, workdir: str, lengths=None):
-    """(runs with restored states, step) for the latest checkpoint in `workdir`."""
+    """(runs with restored states, step, config) for the latest checkpoint in `workdir`."""
+    keep_best = bool(config.eval.select_lengths)
     checkpointer = ckpt_lib.Checkpointer(workdir, keep=1, read_only=True)
     step = checkpointer.latest_step()
     if step is None:
@@ -44,7 +48,7 @@ def restore(config, workdir: str, lengths=None):
         raise ConfigError("--lengths", f"longer than the trained width ({trained_width} digits) needs index "
                                        "hints the model has no tokens for; evaluate at lengths up to "
                                        f"{trained_width}")
-    runs = train.build_runs(config, groups, for_training=False)
+    runs = train.build_runs(config, groups, for_training=False, keep_best=keep_best)
     states, _ = checkpointer.restore({r.group.name: r.program.abstract_state for r in runs}, step)
     for run in runs:
         run.state = states[run.group.name]
@@ -52,11 +56,18 @@ def restore(config, workdir: str, lengths=None):
     return runs, step, config
 
 
-def run(config, workdir: str, lengths=None) -> tuple[list[dict], str]:
-    """Evaluate the latest checkpoint; records go to eval/step_<N>.jsonl in the workdir."""
+def run(config, workdir: str, lengths=None, best: bool = False) -> tuple[list[dict], str]:
+    """Evaluate the latest checkpoint; records go to eval/step_<N>.jsonl in the workdir.
+
+    `best`: each member's best parameters instead (kept in training when eval.select_lengths
+    is set), each record at the step they come from; to eval/best_at_step_<N>.jsonl."""
+    if best and not config.eval.select_lengths:
+        raise ConfigError("--best", f"{workdir} kept no best checkpoint: train with eval.select_lengths set "
+                                    "(the held-out lengths that pick each member's best step)")
     runs, step, config = restore(config, workdir, lengths)
-    records = train.evaluate_runs(runs, step, config.task.name)
-    path = workdir_lib.join(workdir, workdir_lib.EVAL_DIR, f"step_{step}.jsonl")
+    records = train.evaluate_runs(runs, step, config.task.name, best=best)
+    name = f"best_at_step_{step}.jsonl" if best else f"step_{step}.jsonl"
+    path = workdir_lib.join(workdir, workdir_lib.EVAL_DIR, name)
     if jax.process_index() == 0:
         workdir_lib.write_atomically(path, "".join(json.dumps(r) + "\n" for r in records).encode())
     return records, path

@@ -54,6 +54,8 @@ class Static:
     decode: bool
     mesh_shape: tuple[int, int]
     ema_decay: float = 0.0  # > 0: evaluate a moving average of the parameters, not the last iterate
+    # Keep each member's best evaluated parameters (eval.select_lengths): the state's "best".
+    keep_best: bool = False
 
 
 def lr_multiplier(step, warmup, total, final_fraction):
@@ -104,6 +106,15 @@ def ema_update(ema, params, step, decay: float):
 def eval_params(state: dict):
     """The parameters that evaluation reads: the moving average when the run keeps one."""
     return state.get("ema", state["params"])
+
+
+def keep_best(best: dict, params, score, step) -> dict:
+    """One member's best checkpoint so far: `params` replace it when their held-out `score`
+    is at least the best's (the latest of equals, as report.best_records picks)."""
+    better = score >= best["score"]  # a NaN score never wins
+    return {"params": _select(better, params, best["params"]),
+            "score": jnp.where(better, score, best["score"]),
+            "step": jnp.where(better, step, best["step"])}
 
 
 def train_seq_len(static: Static) -> int:
@@ -209,6 +220,7 @@ class GroupProgram:
         self.chunk = jax.jit(self._chunk, donate_argnums=0,
                              out_shardings=(self.state_shardings, self.replicated))
         self.eval_length = jax.jit(self._eval_length, out_shardings=self.replicated)
+        self.keep_best = jax.jit(self._keep_best, donate_argnums=0, out_shardings=self.state_shardings)
 
     # -- init --------------------------------------------------------------------------
     def _init(self, seeds_M):
@@ -219,8 +231,17 @@ class GroupProgram:
                      "dropout_key": jax.random.fold_in(key, 1)}
             if self.static.ema_decay:
                 state["ema"] = params
+            if self.static.keep_best:
+                state["best"] = {"params": params, "score": jnp.asarray(-jnp.inf, jnp.float32),
+                                 "step": jnp.asarray(-1, jnp.int32)}
             return state
         return jax.vmap(one)(seeds_M)
+
+    # -- the best parameters per member ------------------------------------------------
+    def _keep_best(self, state, score_M, step):
+        best = jax.vmap(keep_best, in_axes=(0, 0, 0, None), spmd_axis_name=sharding.POP)(
+            state["best"], eval_params(state), score_M, step)
+        return dict(state, best=best)
 
     # -- K steps of every member -------------------------------------------------------
     def _chunk(self, state, hyper, member_data, host_chunk_KxM, steps_K):
@@ -277,8 +298,8 @@ class GroupRun:
     state: Any = None
 
 
-def _static(group: Group, config: ml_collections.ConfigDict, num_members: int) -> Static:
-    return Static(model=group.model, spec=group.spec, samplings=group.samplings,
+def _static(group: Group, config: ml_collections.ConfigDict, num_members: int, keep_best: bool) -> Static:
+    return Static(model=group.model, spec=group.spec, samplings=group.samplings, keep_best=keep_best,
                   source_kind=config.data.source, source_size=config.data.size, batch_size=config.train.batch_size,
                   num_members=num_members, b1=config.train.b1, b2=config.train.b2,
                   eps=config.train.eps,
@@ -315,15 +336,18 @@ def _make_source(group: Group, config: ml_collections.ConfigDict, eval_sets: dic
     return data_lib.SamplingSwitch(sources, [group.sampling_index(m) for m in group.members])
 
 
-def build_runs(config: ml_collections.ConfigDict, groups: list[Group], *, for_training: bool = True) -> list[GroupRun]:
+def build_runs(config: ml_collections.ConfigDict, groups: list[Group], *, for_training: bool = True,
+               keep_best: bool | None = None) -> list[GroupRun]:
     """Programs, per-member arrays, eval sets and member names of every group (data sources
-    only for training)."""
+    only for training). `keep_best`: whether the state holds each member's best parameters
+    (default: when eval.select_lengths is set)."""
+    keep_best = bool(config.eval.select_lengths) if keep_best is None else keep_best
     runs = []
     for group in groups:
         eval_sets = evaluate.eval_operands(group.spec, list(config.eval.lengths),
                                            config.eval.examples_per_length, config.eval.seed)
         source = _make_source(group, config, eval_sets) if for_training else None
-        program = program_for(_static(group, config, group.size))
+        program = program_for(_static(group, config, group.size, keep_best))
         hyper = _hyper(group, config, program.mesh)
         member_data = None
         if for_training:
@@ -334,19 +358,22 @@ def build_runs(config: ml_collections.ConfigDict, groups: list[Group], *, for_tr
     return runs
 
 
-def evaluate_runs(runs: list[GroupRun], step: int, task: str) -> list[dict]:
-    """Every group at every eval length: one results record per member x length."""
+def evaluate_runs(runs: list[GroupRun], step: int, task: str, *, best: bool = False) -> list[dict]:
+    """Every group at every eval length: one results record per member x length. `best`:
+    each member's best parameters (eval.select_lengths), at the step they come from."""
     records = []
     for run in runs:
+        params = run.state["best"]["params"] if best else eval_params(run.state)
+        steps = sharding.gather(run.state["best"]["step"]) if best else [step] * run.group.size
         for length, (a, b) in sorted(run.eval_sets.items()):
             a_dev, b_dev = (sharding.put_replicated(x, run.program.mesh) for x in (a, b))
-            metrics = jax.device_get(run.program.eval_length(eval_params(run.state), run.hyper["modulus"],
+            metrics = jax.device_get(run.program.eval_length(params, run.hyper["modulus"],
                                                              run.hyper["n_train"], a_dev, b_dev))
             for i, member in enumerate(run.group.members):
                 p, n_train = member.get("p"), run.group.n_train(member)
                 records.append({
                     "group": run.group.name, "member": member, "member_name": run.names[i], "task": task,
-                    "n_train": n_train, "step": step, "length": length,
+                    "n_train": n_train, "step": int(steps[i]), "length": length,
                     "acc": float(metrics["acc"][i]), "digit_acc": float(metrics["digit_acc"][i]),
                     "equiv_acc": float(metrics["equiv_acc"][i]) if "equiv_acc" in metrics else None,
                     "theory": evaluate.theory_exact(task, p, n_train, length) if p else None,
@@ -457,6 +484,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = Tr
                     results.append(last_records)
                 if tb is not None:
                     _write_eval_scalars(tb, last_records, names, step)
+                if config.eval.select_lengths:
+                    for run in runs:
+                        scores = selection_scores(last_records, run.names, config.eval.select_lengths)
+                        run.state = run.program.keep_best(run.state, sharding.put_members(scores, run.program.mesh),
+                                                          np.int32(step))
                 longest = max(config.eval.lengths)
                 reporter.latest_acc = np.asarray([r["acc"] for r in last_records if r["length"] == longest])
             if _due(step - k, step, config.checkpoint.every, total):
@@ -474,6 +506,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = Tr
         raise Interrupted(step, f"{stop.signal_name or 'preemption'}: saved step {step} in {workdir}; "
                                 "run the same command again to resume")
     return TrainResult(last_records, runs, step, reporter.latest_loss)
+
+
+def selection_scores(records: list[dict], names: list[str], select_lengths) -> np.ndarray:
+    """Per member of `names`: its mean exact match over `select_lengths` in `records` (one
+    evaluation), the score that picks its best checkpoint; NaN where a value is not finite."""
+    by_name = {name: [] for name in names}
+    for r in records:
+        if r["length"] in select_lengths and r["member_name"] in by_name:
+            by_name[r["member_name"]].append(np.nan if r["acc"] is None else r["acc"])
+    return np.asarray([np.mean(by_name[name]) for name in names], np.float32)
 
 
 class Interrupted(Exception):
