@@ -34,42 +34,39 @@ class ModelConfig:
     d_ff: int
     dropout: float = 0.0
     tied_embeddings: bool = False
-    pe: str = "learned"
-    # Rows of the learned (or abacus) table, and the range randomised positions are drawn from
-    # (which should be well above the longest sequence). positional.positions_needed(cfg,
-    # seq_len) is the smallest value that serves a given sequence length.
-    max_positions: int = 1024
-    randomized_positions: bool = False
     compute_dtype: str = "float32"
     attention_impl: str = "auto"
-    rope_base: float = 10_000.0
-    t5_num_buckets: int = 32
-    t5_max_distance: int = 128
-    # FIRE's defaults are the paper's: a 32-wide MLP, c = 0.1, threshold 512.
-    fire_mlp_width: int = 32
-    fire_init_c: float = 0.1
-    fire_init_threshold: float = 512.0
-    # McLeish et al. train with offsets up to 100.
-    abacus_max_offset: int = 100
-    # Position coupling's random start offset in training (Cho et al. draw it per example).
-    coupling_max_offset: int = 100
     # Looped transformer (McLeish et al. 2024): the block stack is applied `recurrences` times
     # with the same weights; with input injection the embedded input is added back to the
     # residual stream before every pass after the first.
     recurrences: int = 1
     input_injection: bool = False
+    # The positional encoding (model.pe) and its knobs: arith_jax/positional.py.
+    positional: positional.PositionalConfig = positional.PositionalConfig()
+
+    @classmethod
+    def create(cls, **fields) -> ModelConfig:
+        """From the flat fields of a config's ``model`` section: the encoding's (pe, max_positions,
+        rope_base, ...) go to ``positional``, the rest are the model's own."""
+        own = {f.name for f in dataclasses.fields(cls)} - {"positional"}
+        for field in fields:
+            if field not in own and field not in positional.FIELDS:
+                raise ConfigError(f"model.{field}", "not a model setting; allowed: "
+                                                    f"{', '.join(sorted(own | set(positional.FIELDS)))}")
+        encoding = positional.PositionalConfig(**{k: v for k, v in fields.items() if k in positional.FIELDS})
+        return cls(**{k: v for k, v in fields.items() if k in own}, positional=encoding)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> ModelConfig:
         if name not in PRESETS:
             raise ConfigError("model.preset", f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        for field in overrides:
-            if field not in fields:
-                raise ConfigError(f"model.{field}", f"not a model setting; allowed: {', '.join(sorted(fields))}")
         num_layers, num_heads, d_model = PRESETS[name]
         sizes = dict(num_layers=num_layers, num_heads=num_heads, d_model=d_model, d_ff=4 * d_model)
-        return cls(**{**sizes, **overrides})
+        return cls.create(**{**sizes, **overrides})
+
+    @property
+    def pe(self) -> str:
+        return self.positional.pe
 
     def validate(self, vocab_size: int, seq_len: int, task_format=None) -> None:
         """Raise ConfigError unless this model can run on ``vocab_size`` tokens and sequences
@@ -93,7 +90,7 @@ class ModelConfig:
             raise ConfigError("model.compute_dtype", f"{self.compute_dtype!r} is not allowed; use one of "
                                                      f"{', '.join(COMPUTE_DTYPES)}")
         self._validate_attention_impl()
-        positional.validate(self, seq_len, task_format)
+        positional.validate(self.positional, self.d_model, self.num_heads, seq_len, task_format)
 
     def _validate_attention_impl(self) -> None:
         if self.attention_impl not in ATTENTION_IMPLEMENTATIONS:
@@ -209,7 +206,7 @@ class Transformer(nnx.Module):
         self.compute_dtype = COMPUTE_DTYPES[cfg.compute_dtype]
         self.token_embedding = nnx.Embed(vocab_size, cfg.d_model,
                                          embedding_init=nnx.initializers.normal(stddev=0.02), rngs=rngs)
-        self.encoding = positional.build(cfg, rngs)
+        self.encoding = positional.build(cfg.positional, cfg.d_model, cfg.num_heads, rngs)
         self.embedding_dropout = nnx.Dropout(cfg.dropout)
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_layers)])
         self.final_norm = nnx.LayerNorm(cfg.d_model, rngs=rngs)
@@ -224,7 +221,7 @@ class Transformer(nnx.Module):
             block_keys = [None] * passes
         else:
             positions_key, encoding_key, embedding_dropout_key, *block_keys = jax.random.split(key, 3 + passes)
-        positions_T = positional.token_positions(self.cfg, seq_len, positions_key)
+        positions_T = positional.token_positions(self.cfg.positional, seq_len, positions_key)
 
         x_BxTxD = self.token_embedding(tokens_BxT)
         position_embedding = self.encoding.embedding(tokens_BxT, positions_T, encoding_key)
@@ -258,7 +255,7 @@ class Transformer(nnx.Module):
         0 to ``position_B - 1`` must be in the cache (prefilled or written by earlier steps); the
         tokens at and before ``position_B`` are read, later ones are not."""
         rows_B = jnp.arange(tokens_BxT.shape[0])
-        positions_T = positional.token_positions(self.cfg, tokens_BxT.shape[1], None)
+        positions_T = positional.token_positions(self.cfg.positional, tokens_BxT.shape[1], None)
         x_BxD = self.token_embedding(tokens_BxT[rows_B, position_B])
         # Position embeddings of the whole row (cheap: a lookup), taken at the new token: an
         # encoding that reads the tokens (abacus, coupled) sees the row as written so far.

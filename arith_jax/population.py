@@ -18,6 +18,7 @@ import numpy as np
 
 from arith_jax import config as config_lib
 from arith_jax import model as model_lib
+from arith_jax import positional
 from arith_jax import tasks
 from arith_jax import workdir as workdir_lib
 from arith_jax import writers
@@ -91,7 +92,7 @@ def _model_config(config: ml_collections.ConfigDict, preset: str, pe: str,
                   dropout: float) -> model_lib.ModelConfig:
     """Every model.* field that ModelConfig knows; sizes left at 0 come from the preset."""
     sizes = ("num_layers", "num_heads", "d_model", "d_ff")
-    known = {f.name for f in dataclasses.fields(model_lib.ModelConfig)}
+    known = {f.name for f in dataclasses.fields(model_lib.ModelConfig)} | set(positional.FIELDS)
     fields = {k: v for k, v in config.model.items() if k in known and not (k in sizes and v == 0)}
     return model_lib.ModelConfig.from_preset(preset, **dict(fields, pe=pe, dropout=dropout))
 

@@ -1,4 +1,5 @@
-"""The positional-encoding menu: one class per ``ModelConfig.pe`` string.
+"""The positional-encoding menu: one class per ``PositionalConfig.pe`` string (``model.pe``),
+each encoding's knobs in ``PositionalConfig``.
 
 The transformer asks an encoding three questions per forward pass, and each encoding answers
 the ones it cares about (the base class answers "nothing", which is exactly NoPE):
@@ -19,8 +20,9 @@ Adding an encoding: subclass ``PositionalEncoding`` here, override what it contr
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -28,9 +30,6 @@ import numpy as np
 from flax import nnx
 
 from arith_jax.errors import ConfigError
-
-if TYPE_CHECKING:
-    from arith_jax.model import ModelConfig
 
 # Token ids below this are the digits '0'..'9' (the shared vocabulary of arith_jax.tasks).
 NUM_DIGIT_TOKENS = 10
@@ -44,7 +43,34 @@ EVAL_POSITIONS_SEED = 0
 _EMBEDDING_INIT = nnx.initializers.normal(stddev=0.02)
 
 
-def token_positions(cfg: ModelConfig, seq_len: int, key: jax.Array | None) -> jax.Array:
+@dataclasses.dataclass(frozen=True)
+class PositionalConfig:
+    """The encoding (``model.pe`` in a config) and every encoding's knobs; the model's sizes
+    come to an encoding separately (d_model, num_heads)."""
+
+    pe: str = "learned"
+    # Rows of the learned, abacus or coupled table, and the range randomised positions are drawn
+    # from (which should be well above the longest sequence). positions_needed(cfg, seq_len)
+    # is the smallest value that serves a given sequence length.
+    max_positions: int = 1024
+    randomized_positions: bool = False
+    rope_base: float = 10_000.0
+    t5_num_buckets: int = 32
+    t5_max_distance: int = 128
+    # FIRE's defaults are the paper's: a 32-wide MLP, c = 0.1, threshold 512.
+    fire_mlp_width: int = 32
+    fire_init_c: float = 0.1
+    fire_init_threshold: float = 512.0
+    # McLeish et al. train with offsets up to 100.
+    abacus_max_offset: int = 100
+    # Position coupling's random start offset in training (Cho et al. draw it per example).
+    coupling_max_offset: int = 100
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(PositionalConfig))
+
+
+def token_positions(cfg: PositionalConfig, seq_len: int, key: jax.Array | None) -> jax.Array:
     """The positions ``positions_T`` (int32) of one batch's tokens: 0..T-1, or randomised."""
     if not (cfg.randomized_positions and ENCODINGS[cfg.pe].position_indexed):
         return jnp.arange(seq_len, dtype=jnp.int32)
@@ -61,15 +87,15 @@ class PositionalEncoding(nnx.Module):
     # Whether it adds a bias to the attention scores (fused kernels may not train one).
     adds_attention_bias: ClassVar[bool] = False
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
-        del cfg, rngs
+    def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
+        del cfg, d_model, num_heads, rngs
 
     @classmethod
-    def check(cls, cfg: ModelConfig) -> None:
+    def check(cls, cfg: PositionalConfig, d_model: int, num_heads: int) -> None:
         """Raise ConfigError if this encoding's own knobs are out of range."""
 
     @classmethod
-    def positions_needed(cls, cfg: ModelConfig, seq_len: int) -> int:
+    def positions_needed(cls, cfg: PositionalConfig, seq_len: int) -> int:
         """The smallest ``max_positions`` (table rows) that serves sequences of ``seq_len`` tokens."""
         return 0
 
@@ -95,11 +121,11 @@ class Learned(PositionalEncoding):
 
     position_indexed = True
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
-        self.table = nnx.Embed(cfg.max_positions, cfg.d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
+    def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
+        self.table = nnx.Embed(cfg.max_positions, d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
 
     @classmethod
-    def positions_needed(cls, cfg: ModelConfig, seq_len: int) -> int:
+    def positions_needed(cls, cfg: PositionalConfig, seq_len: int) -> int:
         # A lookup past the table would silently read a clamped row: validate refuses it instead.
         return seq_len
 
@@ -112,8 +138,8 @@ class Sinusoidal(PositionalEncoding):
 
     position_indexed = True
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
-        self.d_model = cfg.d_model
+    def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
+        self.d_model = d_model
 
     def embedding(self, tokens_BxT, positions_T, key):
         num_frequencies = math.ceil(self.d_model / 2)
@@ -127,15 +153,15 @@ class RoPE(PositionalEncoding):
 
     position_indexed = True
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
         self.base = cfg.rope_base
 
     @classmethod
-    def check(cls, cfg: ModelConfig) -> None:
-        head_dim = cfg.d_model // cfg.num_heads
+    def check(cls, cfg: PositionalConfig, d_model: int, num_heads: int) -> None:
+        head_dim = d_model // num_heads
         if head_dim % 2:
             raise ConfigError("model.num_heads", f"rope rotates pairs of dimensions, so d_model / num_heads "
-                                                 f"must be even, got {cfg.d_model} / {cfg.num_heads} = {head_dim}")
+                                                 f"must be even, got {d_model} / {num_heads} = {head_dim}")
         if cfg.rope_base <= 1:
             raise ConfigError("model.rope_base", f"must be > 1, got {cfg.rope_base}")
 
@@ -176,8 +202,8 @@ class ALiBi(PositionalEncoding):
     position_indexed = True
     adds_attention_bias = True
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
-        self.num_heads = cfg.num_heads
+    def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
+        self.num_heads = num_heads
 
     def attention_bias(self, positions_T):
         slopes_Nx1x1 = jnp.asarray(alibi_slopes(self.num_heads))[:, None, None]
@@ -199,15 +225,15 @@ class T5(PositionalEncoding):
     position_indexed = True
     adds_attention_bias = True
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
         self.num_buckets = cfg.t5_num_buckets
         self.max_distance = cfg.t5_max_distance
         # T5's own initialisation of the bias table: normal with std d_model**-0.5.
-        init = nnx.initializers.normal(stddev=cfg.d_model ** -0.5)
-        self.table = nnx.Embed(cfg.t5_num_buckets, cfg.num_heads, embedding_init=init, rngs=rngs)
+        init = nnx.initializers.normal(stddev=d_model ** -0.5)
+        self.table = nnx.Embed(cfg.t5_num_buckets, num_heads, embedding_init=init, rngs=rngs)
 
     @classmethod
-    def check(cls, cfg: ModelConfig) -> None:
+    def check(cls, cfg: PositionalConfig, d_model: int, num_heads: int) -> None:
         if cfg.t5_num_buckets < 2:
             raise ConfigError("model.t5_num_buckets", f"must be >= 2, got {cfg.t5_num_buckets}")
         if cfg.t5_max_distance <= cfg.t5_num_buckets // 2:
@@ -233,15 +259,15 @@ class FIRE(PositionalEncoding):
     # Keeps psi(max(i, L)) away from zero if c or L is driven to 0.
     EPSILON: ClassVar[float] = 1e-6
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
         self.hidden = nnx.Linear(1, cfg.fire_mlp_width, rngs=rngs)
-        self.out = nnx.Linear(cfg.fire_mlp_width, cfg.num_heads, rngs=rngs)
+        self.out = nnx.Linear(cfg.fire_mlp_width, num_heads, rngs=rngs)
         self.c = nnx.Param(jnp.asarray(cfg.fire_init_c, jnp.float32))
         self.threshold_scale = nnx.Param(jnp.asarray(1.0, jnp.float32))
         self.initial_threshold = cfg.fire_init_threshold
 
     @classmethod
-    def check(cls, cfg: ModelConfig) -> None:
+    def check(cls, cfg: PositionalConfig, d_model: int, num_heads: int) -> None:
         if cfg.fire_mlp_width < 1:
             raise ConfigError("model.fire_mlp_width", f"must be a positive integer, got {cfg.fire_mlp_width}")
         if cfg.fire_init_c <= 0:
@@ -287,17 +313,17 @@ class Abacus(PositionalEncoding):
     evaluation number needs have been trained on short ones.
     """
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
-        self.table = nnx.Embed(cfg.max_positions + 1, cfg.d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
+    def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
+        self.table = nnx.Embed(cfg.max_positions + 1, d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
         self.max_offset = cfg.abacus_max_offset
 
     @classmethod
-    def check(cls, cfg: ModelConfig) -> None:
+    def check(cls, cfg: PositionalConfig, d_model: int, num_heads: int) -> None:
         if cfg.abacus_max_offset < 0:
             raise ConfigError("model.abacus_max_offset", f"must be >= 0, got {cfg.abacus_max_offset}")
 
     @classmethod
-    def positions_needed(cls, cfg: ModelConfig, seq_len: int) -> int:
+    def positions_needed(cls, cfg: PositionalConfig, seq_len: int) -> int:
         # A number is at most the whole sequence, pushed up by at most the largest offset.
         return seq_len + cfg.abacus_max_offset
 
@@ -342,12 +368,12 @@ class Coupled(PositionalEncoding):
     sequences; evaluation uses no offset.
     """
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
-        self.table = nnx.Embed(cfg.max_positions, cfg.d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
+    def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
+        self.table = nnx.Embed(cfg.max_positions, d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
         self.max_offset = cfg.coupling_max_offset
 
     @classmethod
-    def check(cls, cfg: ModelConfig) -> None:
+    def check(cls, cfg: PositionalConfig, d_model: int, num_heads: int) -> None:
         if cfg.coupling_max_offset < 0:
             raise ConfigError("model.coupling_max_offset", f"must be >= 0, got {cfg.coupling_max_offset}")
 
@@ -365,7 +391,7 @@ class Coupled(PositionalEncoding):
                                           f"{'; '.join(problems)}")
 
     @classmethod
-    def positions_needed(cls, cfg: ModelConfig, seq_len: int) -> int:
+    def positions_needed(cls, cfg: PositionalConfig, seq_len: int) -> int:
         # Ids count digits of one number (at most the whole sequence) plus 2, plus the offset.
         return seq_len + 2 + cfg.coupling_max_offset
 
@@ -384,14 +410,14 @@ class CoupledRoPE(RoPE):
 
     position_indexed = False  # it reads the tokens
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
-        super().__init__(cfg, rngs)
+    def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
+        super().__init__(cfg, d_model, num_heads, rngs)
         self.max_offset = cfg.coupling_max_offset
 
     @classmethod
-    def check(cls, cfg: ModelConfig) -> None:
-        super().check(cfg)
-        Coupled.check(cfg)
+    def check(cls, cfg: PositionalConfig, d_model: int, num_heads: int) -> None:
+        super().check(cfg, d_model, num_heads)
+        Coupled.check(cfg, d_model, num_heads)
 
     @classmethod
     def check_layout(cls, fmt) -> None:
@@ -421,15 +447,16 @@ def encoding_class(pe: str) -> type[PositionalEncoding]:
     return ENCODINGS[pe]
 
 
-def positions_needed(cfg: ModelConfig, seq_len: int) -> int:
+def positions_needed(cfg: PositionalConfig, seq_len: int) -> int:
     """The smallest ``max_positions`` with which ``cfg`` serves sequences of ``seq_len`` tokens."""
     needed = encoding_class(cfg.pe).positions_needed(cfg, seq_len)
     return max(needed, seq_len) if cfg.randomized_positions else needed
 
 
-def validate(cfg: ModelConfig, seq_len: int, task_format=None) -> None:
-    """Config-time checks of ``cfg.pe`` and its knobs for sequences of up to ``seq_len`` tokens
-    (and, given the task's ``tasks.Format``, that the encoding can read that layout)."""
+def validate(cfg: PositionalConfig, d_model: int, num_heads: int, seq_len: int, task_format=None) -> None:
+    """Config-time checks of ``cfg.pe`` and its knobs, for a model of these sizes and sequences
+    of up to ``seq_len`` tokens (and, given the task's ``tasks.Format``, that the encoding can
+    read that layout)."""
     encoding = encoding_class(cfg.pe)
     if task_format is not None and hasattr(encoding, "check_layout"):
         encoding.check_layout(task_format)
@@ -437,7 +464,7 @@ def validate(cfg: ModelConfig, seq_len: int, task_format=None) -> None:
         indexed = [name for name, cls in ENCODINGS.items() if cls.position_indexed]
         raise ConfigError("model.randomized_positions", f"applies only to position-indexed encodings "
                                                         f"({', '.join(indexed)}), not {cfg.pe!r}")
-    encoding.check(cfg)
+    encoding.check(cfg, d_model, num_heads)
     needed = positions_needed(cfg, seq_len)
     if cfg.max_positions < needed:
         what = f"{cfg.pe!r} with randomized_positions" if cfg.randomized_positions else repr(cfg.pe)
@@ -445,5 +472,5 @@ def validate(cfg: ModelConfig, seq_len: int, task_format=None) -> None:
                                                  f"tokens, got {cfg.max_positions}")
 
 
-def build(cfg: ModelConfig, rngs: nnx.Rngs) -> PositionalEncoding:
-    return encoding_class(cfg.pe)(cfg, rngs)
+def build(cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs) -> PositionalEncoding:
+    return encoding_class(cfg.pe)(cfg, d_model, num_heads, rngs)

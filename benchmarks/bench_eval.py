@@ -80,7 +80,7 @@ def main():
     settings = vars(args)
     for length in [int(x) for x in args.lengths.split(",")]:
         spec = tasks.TaskSpec("add", length, tasks.Format.parse("pad=common,reverse_result,eos", task="add"))
-        cfg = model.ModelConfig(num_layers=args.layers, num_heads=4, d_model=args.d_model, d_ff=4 * args.d_model,
+        cfg = model.ModelConfig.create(num_layers=args.layers, num_heads=4, d_model=args.d_model, d_ff=4 * args.d_model,
                                 pe="coupled", max_positions=spec.seq_len + 2, coupling_max_offset=0)
         keys = jax.random.split(jax.random.key(1), args.members)
         params_M = jax.vmap(lambda k: model.init(cfg, spec.vocab_size, k)[1])(keys)

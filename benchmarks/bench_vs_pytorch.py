@@ -218,7 +218,7 @@ def torch_runs(args, spec, num_runs: int) -> list[dict]:
     for seed in range(num_runs):
         torch.manual_seed(seed)
         get_batch = HostBatches(spec, args.digits, args.modulus, args.batch, seed)
-        model = GPT(spec.vocab_size, preset.max_positions, preset.num_layers, preset.num_heads,
+        model = GPT(spec.vocab_size, preset.positional.max_positions, preset.num_layers, preset.num_heads,
                     preset.d_model, preset.d_ff, preset.dropout).to(device)
         model.train()
         optimizer = model.configure_optimizers(args.wd, args.lr, (args.b1, args.b2))
@@ -331,7 +331,7 @@ def main():
     HostBatches(spec, args.digits, args.modulus, args.batch, 0).check_layout()
     m = args.model
     jax_params = model_lib.param_count(model_lib.init(m, spec.vocab_size, jax.random.PRNGKey(0))[1])
-    torch_params = sum(p.numel() for p in GPT(spec.vocab_size, m.max_positions, m.num_layers, m.num_heads,
+    torch_params = sum(p.numel() for p in GPT(spec.vocab_size, m.positional.max_positions, m.num_layers, m.num_heads,
                                               m.d_model, m.d_ff).parameters())
     if jax_params != torch_params:
         raise SystemExit(f"error: parameter counts differ: arith_jax {jax_params}, PyTorch {torch_params}")
@@ -340,7 +340,7 @@ def main():
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads, compile={args.torch_compile}), "
           f"jax {jax.__version__} ({jax.device_count()} x {jax.devices()[0].device_kind}, {jax.default_backend()})")
     print(f"model {args.preset}: {m.num_layers} layers x {m.num_heads} heads, d_model {m.d_model}, d_ff {m.d_ff}, "
-          f"learned PE ({m.max_positions} rows), {jax_params} parameters on both sides; task mod_add p={args.modulus} below:{args.digits} "
+          f"learned PE ({m.positional.max_positions} rows), {jax_params} parameters on both sides; task mod_add p={args.modulus} below:{args.digits} "
           f"{args.format!r}: seq_len {spec.seq_len}, vocab {spec.vocab_size}; batch {args.batch}/member, {args.dtype}; "
           f"PyTorch on {args.torch_device}")
     print(f"timed: PyTorch {args.steps} steps per run after {args.torch_warmup} warm-up; arith_jax "

@@ -37,7 +37,7 @@ ADD3 = spec_for("add", 3, "pad=3,reverse_result,eos")
 @pytest.fixture(scope="module")
 def trained_add():
     # Room for 3-digit operands, so the analysis can vary a digit outside the trained range.
-    cfg = model.ModelConfig(**TINY_MODEL, max_positions=ADD3.seq_len)
+    cfg = model.ModelConfig.create(**TINY_MODEL, max_positions=ADD3.seq_len)
     graphdef, params = model.init(cfg, ADD2.vocab_size, jax.random.key(0))
     optimizer = optax.adam(3e-3)
     sampling = tasks.Sampling.parse("below:2")

@@ -28,8 +28,13 @@ FEW = settings(max_examples=10, deadline=None)
 quick_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 
+def build(cfg, rngs):
+    """The model's positional encoding alone."""
+    return positional.build(cfg.positional, cfg.d_model, cfg.num_heads, rngs)
+
+
 def tiny(pe, **overrides):
-    return model.ModelConfig(**{**TINY, "pe": pe, **overrides})
+    return model.ModelConfig.create(**{**TINY, "pe": pe, **overrides})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,7 +80,7 @@ positions_and_shift = dict(
 
 
 def encoding(pe):
-    return positional.build(tiny(pe), nnx.Rngs(params=jax.random.key(3)))
+    return build(tiny(pe), nnx.Rngs(params=jax.random.key(3)))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +132,7 @@ def test_learned_absolute_scores_change_under_a_shift():
 def test_fire_interpolates_past_its_threshold():
     # With threshold 4, a query at 40 sees distance 40 as psi(40)/psi(40) = 1, like one at 8
     # sees distance 8: longer inputs map into the trained range.
-    fire = positional.build(tiny("fire", fire_init_threshold=4.0), nnx.Rngs(params=jax.random.key(3)))
+    fire = build(tiny("fire", fire_init_threshold=4.0), nnx.Rngs(params=jax.random.key(3)))
     bias = quick_jit(fire.attention_bias)
     bias_8 = bias(jnp.arange(9))[0, :, 8, 0]
     bias_40 = bias(jnp.arange(41))[0, :, 40, 0]
@@ -176,14 +181,14 @@ def test_digit_places_count_within_each_number(rows):
 
 def test_abacus_training_shifts_each_sequence_by_one_offset():
     cfg = tiny("abacus")
-    abacus = positional.build(cfg, nnx.Rngs(params=jax.random.key(3)))
+    abacus = build(cfg, nnx.Rngs(params=jax.random.key(3)))
     tokens_BxT = jax.random.randint(jax.random.key(5), (16, 12), 0, 14)
     places_BxT = np.asarray(positional.digit_places(tokens_BxT))
     table = np.asarray(abacus.table.embedding[...])
     trained_BxTxD = np.asarray(abacus.embedding(tokens_BxT, None, jax.random.key(6)))
     offsets = []
     for row, place_T in enumerate(places_BxT):
-        matches = [o for o in range(cfg.abacus_max_offset + 1)
+        matches = [o for o in range(cfg.positional.abacus_max_offset + 1)
                    if np.array_equal(trained_BxTxD[row], table[np.where(place_T > 0, place_T + o, 0)])]
         assert len(matches) >= 1
         offsets.append(matches[0])
@@ -193,13 +198,13 @@ def test_abacus_training_shifts_each_sequence_by_one_offset():
 
 def test_randomized_positions_are_sorted_distinct_and_fixed_at_eval():
     cfg = tiny("rope", randomized_positions=True)
-    eval_T = np.asarray(positional.token_positions(cfg, 10, None))
-    assert np.all(np.diff(eval_T) > 0) and eval_T[0] >= 0 and eval_T[-1] < cfg.max_positions
-    np.testing.assert_array_equal(positional.token_positions(cfg, 10, None), eval_T)
-    train_T = np.asarray(positional.token_positions(cfg, 10, jax.random.key(7)))
-    assert np.all(np.diff(train_T) > 0) and train_T[-1] < cfg.max_positions
+    eval_T = np.asarray(positional.token_positions(cfg.positional, 10, None))
+    assert np.all(np.diff(eval_T) > 0) and eval_T[0] >= 0 and eval_T[-1] < cfg.positional.max_positions
+    np.testing.assert_array_equal(positional.token_positions(cfg.positional, 10, None), eval_T)
+    train_T = np.asarray(positional.token_positions(cfg.positional, 10, jax.random.key(7)))
+    assert np.all(np.diff(train_T) > 0) and train_T[-1] < cfg.positional.max_positions
     assert not np.array_equal(train_T, eval_T)
-    np.testing.assert_array_equal(positional.token_positions(tiny("rope"), 10, jax.random.key(7)), np.arange(10))
+    np.testing.assert_array_equal(positional.token_positions(tiny("rope").positional, 10, jax.random.key(7)), np.arange(10))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,11 +303,11 @@ def test_bad_model_settings_name_their_field(overrides, message):
 
 
 def test_positions_needed_sizes_each_table():
-    assert positional.positions_needed(tiny("rope"), 30) == 0
-    assert positional.positions_needed(tiny("learned"), 30) == 30
-    assert positional.positions_needed(tiny("abacus"), 30) == 30 + TINY["abacus_max_offset"]
-    assert positional.positions_needed(tiny("coupled"), 30) == 30 + 2 + TINY["coupling_max_offset"]
-    assert positional.positions_needed(tiny("alibi", randomized_positions=True), 30) == 30
+    assert positional.positions_needed(tiny("rope").positional, 30) == 0
+    assert positional.positions_needed(tiny("learned").positional, 30) == 30
+    assert positional.positions_needed(tiny("abacus").positional, 30) == 30 + TINY["abacus_max_offset"]
+    assert positional.positions_needed(tiny("coupled").positional, 30) == 30 + 2 + TINY["coupling_max_offset"]
+    assert positional.positions_needed(tiny("alibi", randomized_positions=True).positional, 30) == 30
 
 
 def test_presets_and_overrides_are_checked():
@@ -428,14 +433,14 @@ def test_coupled_ids_follow_the_encoder_layout():
 
 def test_coupling_offsets_shift_every_id_of_a_sequence_together():
     cfg = tiny("coupled")
-    coupled = positional.build(cfg, nnx.Rngs(params=jax.random.key(3)))
+    coupled = build(cfg, nnx.Rngs(params=jax.random.key(3)))
     tokens_BxT = jnp.concatenate([_tokens("653+049=2070;.")] * 32)
     ids_T = np.asarray(positional.coupled_ids(tokens_BxT))[0]
     table = np.asarray(coupled.table.embedding[...])
     trained_BxTxD = np.asarray(coupled.embedding(tokens_BxT, None, jax.random.key(6)))
     offsets = set()
     for row in range(32):
-        matches = [o for o in range(cfg.coupling_max_offset + 1)
+        matches = [o for o in range(cfg.positional.coupling_max_offset + 1)
                    if np.array_equal(trained_BxTxD[row], table[np.where(ids_T > 0, ids_T + o, 0)])]
         assert len(matches) == 1  # one offset explains the whole row: differences between ids are kept
         offsets.add(matches[0])
@@ -546,7 +551,7 @@ def test_coupled_rope_scores_depend_only_on_the_difference_of_significances():
     # The same problem written with 3-digit and with 5-digit zero-padded operands: the '='
     # query's scores against the units digits of a and b (both id 2, one above its own) are equal.
     cfg = tiny("coupled_rope")
-    rope = positional.build(cfg, nnx.Rngs(params=jax.random.key(0)))
+    rope = build(cfg, nnx.Rngs(params=jax.random.key(0)))
     q, k = jax.random.normal(jax.random.key(1), (2, 1, 1, 2, 8))
     for text in ("653+049=", "00653+00049="):
         ids_1xT = positional.coupled_ids(_tokens(text))
