@@ -111,6 +111,7 @@ def test_sigterm_saves_and_says_how_to_resume(tmp_path):
     ([f"--config={CONFIGS}/acl2025_table1.py", "--config.model.pee=rope"],
      "error: --config.model.pee: 'pee' is not a field of model; nearest: pe, preset, rope_base"),
     (["--config=configs/no_such_config.py"], "error: --config: configs/no_such_config.py: no such file"),
+    (["--shard=4/4"], "error: --shard: '4/4' is not i/K with 0 <= i < K (the i-th of K shares, e.g. 0/4)"),
 ])
 def test_bad_config_flags_are_one_line_errors(args, message):
     proc = _cli("train", "--workdir=/nonexistent/never_written", *args, expect=2)

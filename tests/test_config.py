@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from arith_jax import population
 from arith_jax.errors import ConfigError
@@ -36,6 +38,8 @@ BAD = [
     ({"train__grad_clip": 0.0}, r"^train\.grad_clip: 0\.0 is not allowed; must be a number > 0$"),
     ({"data__source": "s3"}, r"^data\.source: 's3' is not allowed; use one of online, finite, files$"),
     ({"data__source": "files"}, r"^data\.files: is empty"),
+    ({"population__shard": "0/3"}, r"^population\.shard: 0/3: 3 shares of 2 members would leave some empty; use at most 2 shares$"),
+    ({"population__shard": "2"}, r"^population\.shard: '2' is not i/K with 0 <= i < K"),
     ({"eval__lengths": [0, 3]}, r"^eval\.lengths: 0 is not allowed; each entry must be a positive integer$"),
     ({"eval__select_lengths": [3, 9]}, r"^eval\.select_lengths: \[9\] are not evaluated; choose from eval\.lengths \(1, 2, 3\)$"),
     ({"model__pe": "xpos"}, r"^model\.pe: "),
@@ -126,3 +130,23 @@ def test_every_shipped_config_plans_and_names_real_published_tables(path):
             and "table1" not in path.stem:
         assert config.report.published, f"{path.name} reproduces a published table; name it in report.published"
 
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 4), st.sampled_from([("learned",), ("learned", "rope"), ("none", "learned", "rope")]),
+       st.data())
+def test_shares_split_the_member_grid_disjointly_and_keep_its_names(seeds, encodings, data):
+    config = tiny_config(population__seeds=list(range(seeds)), population__pe=list(encodings))
+    whole = population.plan(config)
+    everyone = [(g.name, name, member) for g in whole for name, member in zip(g.names, g.members)]
+    count = data.draw(st.integers(1, len(everyone)))
+    shares = []
+    for index in range(count):
+        config.population.shard = f"{index}/{count}"
+        groups = population.plan(config)
+        shares.append([(g.name, name, member) for g in groups for name, member in zip(g.names, g.members)])
+        for g in groups:  # each member keeps its own training distribution
+            assert [g.sampling_of(m) for m in g.members] == [
+                next(w for w in whole if w.name == g.name).sampling_of(m) for m in g.members]
+    assert [m for share in shares for m in share] == everyone  # contiguous, in order, each once
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1
