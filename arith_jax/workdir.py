@@ -23,6 +23,7 @@ checkpoint instead of truncating a file.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import posixpath
@@ -77,7 +78,7 @@ def read_bytes(path: str) -> bytes:
             return file.read()
     target = epath.Path(path)
     if not target.exists():
-        raise FileNotFoundError(path)
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
     return target.read_bytes()
 
 

@@ -130,6 +130,32 @@ def test_report_and_eval_from_a_gcs_workdir(gcs, gcs_run, local_run):
     assert sorted({r["length"] for r in records}) == [2, 4] and all(r["step"] == 300 for r in records)
 
 
+def test_analyze_writes_its_plots_to_the_gcs_workdir(gcs, gcs_run):
+    workdir, _, _ = gcs_run
+    out = _cli(gcs, "analyze", f"--workdir={workdir}", "--member=p=7").stdout.split()
+    assert out == [f"{workdir}/report/analysis/p=7/answer_positions.png",
+                   f"{workdir}/report/analysis/p=7/pca_final_token.png"]
+    from arith_jax import workdir as workdir_lib
+    assert all(workdir_lib.read_bytes(path).startswith(b"\x89PNG") for path in out)
+
+
+def test_training_files_are_read_from_gcs(gcs, tmp_path):
+    """data.source='files' with the files on gs://: the same records as from a local disk."""
+    from arith_jax import data, tasks
+    from arith_jax import workdir as workdir_lib
+    from arith_jax.errors import ConfigError
+    text = "12+34=46;\n7+8=15;\n"
+    local = tmp_path / "sums.txt"
+    local.write_text(text)
+    workdir_lib.write_atomically(f"gs://{BUCKET}/data/sums.txt", text.encode())
+    spec = tasks.TaskSpec("add", 3, tasks.Format())
+    assert (data.read_records(spec, [f"gs://{BUCKET}/data/sums.txt"]) == data.read_records(spec, [str(local)])).all()
+    missing = f"gs://{BUCKET}/data/missing.txt"
+    with pytest.raises(ConfigError, match=f"^data.files: {missing}: cannot be read "
+                                          r"\(FileNotFoundError: No such file or directory\)$"):
+        data.read_records(spec, [missing])
+
+
 def test_a_sweep_split_in_two_shares_on_gcs_reports_as_the_whole(gcs, local_run):
     """`train --shard=i/K` on one gs:// workdir, then one report over both shares: the same
     members, names and numbers as the unsplit local run."""
