@@ -176,3 +176,34 @@ def test_a_sweep_split_in_two_shares_on_gcs_reports_as_the_whole(gcs, local_run)
         assert got["acc"] == pytest.approx(want["acc"], abs=1 / 16 + 1e-9), key(got)  # a member alone vs vmapped
     text = _cli(gcs, "report", f"--workdir={workdir}").stdout
     assert f"report: {workdir}/report/report.md" in text
+
+
+def test_two_processes_train_into_one_gcs_workdir_and_it_restores_on_one_device(gcs, tmp_path):
+    """A 2-host run (2 local processes x 2 fake devices, JAX's own multi-process runtime) with
+    its workdir on gs://: every host writes its checkpoint shards there, process 0 the rest;
+    the checkpoint then restores onto this process's single device."""
+    import socket
+
+    from arith_jax import evaluate_checkpoint
+    worker = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
+    workdir = f"gs://{BUCKET}/two_hosts"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(gcs, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    procs = [subprocess.Popen([sys.executable, worker, "--workdir", workdir, "--out", str(tmp_path / "params.npz"),
+                               "--coordinator", f"127.0.0.1:{port}", "--num_processes", "2",
+                               "--process_id", str(pid)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for pid in range(2)]
+    for proc in procs:
+        output, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, output[-4000:]
+    objects = _objects("two_hosts")
+    assert [o for o in objects if o.startswith("two_hosts/results/")] == [
+        "two_hosts/results/step_000000010.jsonl", "two_hosts/results/step_000000020.jsonl"]
+    runs, step, _ = evaluate_checkpoint.restore(tiny_config(log__tensorboard=False), workdir)
+    assert step == 20
+    records = train.evaluate_runs(runs, step, "mod_add")
+    trained = {(r["member_name"], r["length"]): r["acc"] for r in writers.read_results(workdir) if r["step"] == 20}
+    assert {(r["member_name"], r["length"]): r["acc"] for r in records} == trained
