@@ -19,7 +19,6 @@ display backend is touched.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -23,7 +23,7 @@ USAGE = f"""usage: arith-jax {{{'|'.join(COMMANDS)}}} [--flags]
 
   train    train a population (default: the embedded mod 100 vs mod 101 experiment)
   eval     evaluate the latest checkpoint of --workdir at --lengths (--best: each member's best)
-  report   Markdown tables and PNG plots from --workdir/results.jsonl
+  report   Markdown tables and PNG plots from the results in --workdir (every share of a split sweep)
   analyze  the IJCAI-2024 mechanistic plots for the members of --workdir
   data     print --n decoded examples of the configured task (--raw shows the tokens)
   launch   train on Cloud TPU slices (tpu-vm) or SkyPilot jobs; `arith-jax launch --help`
@@ -31,7 +31,7 @@ USAGE = f"""usage: arith-jax {{{'|'.join(COMMANDS)}}} [--flags]
 Run `arith-jax COMMAND --helpfull` for every flag."""
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", "runs/default", "Where checkpoints, TensorBoard runs, results.jsonl and the report go.")
+flags.DEFINE_string("workdir", "runs/default", "Where checkpoints, TensorBoard runs, results and the report go (a directory or gs://bucket/path).")
 flags.DEFINE_string("coordinator", "", "host:port of process 0 for multi-process runs off Cloud TPU.")
 flags.DEFINE_integer("num_processes", 1, "Number of processes (with --coordinator).")
 flags.DEFINE_integer("process_id", 0, "This process's index (with --coordinator).")
@@ -61,12 +61,6 @@ def _saved_config(workdir: str):
         return config_lib.from_json(workdir_lib.read_text(workdir_lib.join(workdir, workdir_lib.CONFIG_FILE)))
     except FileNotFoundError:
         raise ConfigError("--workdir", f"{workdir} holds no config.json; train there first") from None
-
-
-def _runs_of(workdir: str) -> list[str]:
-    """The trained workdirs under --workdir: itself, or each share of a split sweep."""
-    from arith_jax import workdir as workdir_lib
-    return workdir_lib.shares(workdir) or [workdir]
 
 
 def cmd_train() -> None:
@@ -107,8 +101,9 @@ def _print_published(workdir: str) -> None:
 
 def cmd_eval() -> None:
     from arith_jax import evaluate_checkpoint, report
+    from arith_jax import workdir as workdir_lib
     lengths = [int(x) for x in FLAGS.lengths] if FLAGS.lengths else None
-    for workdir in _runs_of(FLAGS.workdir):
+    for workdir in workdir_lib.shares(FLAGS.workdir):
         records, path = evaluate_checkpoint.run(_saved_config(workdir), workdir, lengths, best=FLAGS.best)
         print(report.format_table(records))
         print(f"results: {path}")
@@ -123,7 +118,8 @@ def cmd_report() -> None:
 
 def cmd_analyze() -> None:
     from arith_jax import evaluate_checkpoint
-    workdirs, found = _runs_of(FLAGS.workdir), False
+    from arith_jax import workdir as workdir_lib
+    workdirs, found = workdir_lib.shares(FLAGS.workdir), False
     for workdir in workdirs:
         try:
             paths = evaluate_checkpoint.analyze_members(_saved_config(workdir), workdir, FLAGS.member)

@@ -368,7 +368,7 @@ def _read_config(workdir: str) -> dict:
 def gather(workdir: str) -> tuple[list[dict], dict, list[str]]:
     """(every record, the config, the workdirs read) of `workdir`, or of all its shares when
     a sweep was split over slices; the config is the first share's, less its share."""
-    parts = workdir_lib.shares(workdir) or [workdir]
+    parts = workdir_lib.shares(workdir)
     records = [record for part in parts for record in read_results(part)]
     config = _read_config(parts[0])
     if "population" in config:

@@ -152,8 +152,9 @@ def parse_shard(text: str, field: str = "--shard") -> tuple[int, int] | None:
 
 
 def shares(workdir: str) -> list[str]:
-    """The workdirs a report of `workdir` covers: `workdir` itself when it holds a run, else
-    its ``share-<i>-of-<K>`` subdirectories (a sweep split over slices), in share order."""
+    """The workdirs that `report`, `eval` and `analyze` of `workdir` cover: its
+    ``share-<i>-of-<K>`` subdirectories in share order when it holds a sweep split over slices
+    and no run of its own, else `workdir` itself."""
     if exists(join(workdir, CONFIG_FILE)):
         return [workdir]
     found = []
@@ -161,7 +162,7 @@ def shares(workdir: str) -> list[str]:
         match = _SHARE_NAME.fullmatch(name)
         if match and exists(join(workdir, name, CONFIG_FILE)):
             found.append((int(match.group(2)), int(match.group(1)), join(workdir, name)))
-    return [path for _, _, path in sorted(found)]
+    return [path for _, _, path in sorted(found)] or [workdir]
 
 
 def missing_shares(paths: list[str]) -> list[str]:

@@ -288,7 +288,7 @@ class TensorBoardWriter:
 
 
 # ---------------------------------------------------------------------------------------
-# results.jsonl
+# results
 
 
 def _jsonable(value):
