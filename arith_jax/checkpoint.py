@@ -8,6 +8,7 @@ when complete, so a process killed mid-save leaves nothing that a restore would 
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 
@@ -15,6 +16,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from arith_jax import default_config
 from arith_jax import workdir as workdir_lib
 from arith_jax.errors import ConfigError
 
@@ -68,8 +70,12 @@ def check_resumable(saved_config: dict, config: dict, workdir: str) -> None:
     data = config.get("data", {})
     if data.get("source") == "finite" and data.get("exclude_eval"):
         fields += [("eval", key) for key in EVAL_FIELDS_OF_FINITE_DATA]
+    # A field added to the config after the checkpoint was written had its default's value then.
+    defaults = json.loads(json.dumps(default_config.get_config().to_dict()))  # tuples as lists, as saved
     for section, key in fields:
-        old, new = saved_config.get(section, {}).get(key), config.get(section, {}).get(key)
+        saved_section = saved_config.get(section, {})
+        old = saved_section[key] if key in saved_section else defaults.get(section, {}).get(key)
+        new = config.get(section, {}).get(key)
         if old != new:
             raise ConfigError(
                 f"{section}.{key}",

@@ -88,6 +88,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.b1 = 0.9
     c.train.b2 = 0.99
     c.train.eps = 1e-8  # Adam's epsilon
+    # Weight decay is off before this step and population.weight_decays from it on: learn the
+    # task first, then let decay remove what the task does not use.
+    c.train.weight_decay_from_step = 0
     c.train.grad_clip = 1.0
     # > 0: evaluate (and analyse) an exponential moving average of the parameters with this
     # decay instead of the last iterate; the average is part of the checkpoint.

@@ -177,7 +177,8 @@ def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[di
     params, opt, frozen = state["params"], state["opt"], state["frozen"]
     loss, grads = jax.value_and_grad(loss_fn)(params)
     lr = hyper["lr"] * lr_multiplier(step, hyper["warmup"], hyper["total"], hyper["final_fraction"])
-    updates, new_opt = fns.tx.update(grads, _with_hyperparams(opt, lr, hyper["wd"]), params)
+    wd = jnp.where(step >= hyper["wd_from"], hyper["wd"], 0.0)  # train.weight_decay_from_step
+    updates, new_opt = fns.tx.update(grads, _with_hyperparams(opt, lr, wd), params)
     new_params = optax.apply_updates(params, updates)
     finite = jnp.isfinite(loss) & _all_finite(new_params)
     keep = finite & ~frozen
@@ -320,6 +321,7 @@ def _hyper(group: Group, config: ml_collections.ConfigDict, mesh) -> dict:
         "warmup": np.full((m,), t.warmup_steps, np.float32),
         "total": np.full((m,), t.steps, np.float32),
         "final_fraction": np.full((m,), t.final_lr_fraction, np.float32),
+        "wd_from": np.full((m,), t.weight_decay_from_step, np.int32),
     }
     return sharding.put_members(host, mesh)
 

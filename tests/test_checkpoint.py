@@ -1,6 +1,7 @@
 """Checkpoints: SIGTERM then resume equals an uninterrupted run (every source), SIGKILL
 during a save resumes from the last complete step, a mismatched config is refused."""
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from arith_jax import checkpoint as ckpt_lib
+from arith_jax import config as config_lib
 from arith_jax import tasks, train, writers
 from arith_jax.errors import ConfigError
 from tiny_config import tiny_config
@@ -147,3 +149,14 @@ def test_a_mismatched_config_on_resume_gets_the_named_error(tmp_path):
                     console=False)
     # Training longer is not a mismatch: it resumes at step 10 and goes on.
     assert train.train(tiny_config(train__steps=20, log__tensorboard=False), workdir, console=False).step == 20
+
+
+def test_a_field_added_after_a_checkpoint_was_written_counts_as_its_default():
+    saved = json.loads(config_lib.to_json(tiny_config()))
+    del saved["train"]["weight_decay_from_step"]  # as in a workdir trained before the field existed
+    now = json.loads(config_lib.to_json(tiny_config()))
+    ckpt_lib.check_resumable(saved, now, "run")  # the default: the same experiment
+    now["train"]["weight_decay_from_step"] = 500
+    with pytest.raises(ConfigError, match=r"^train\.weight_decay_from_step: is 500 but the checkpoint in run was "
+                                          r"trained with 0; resume with the same value or use a new --workdir$"):
+        ckpt_lib.check_resumable(saved, now, "run")

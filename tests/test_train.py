@@ -145,6 +145,21 @@ def test_each_member_gets_its_own_weight_decay_on_matrices_only():
             assert np.abs(leaf[0] - leaf[1]).max() < 1e-3, jax.tree_util.keystr(path)
 
 
+def test_weight_decay_starts_at_its_step():
+    """train.weight_decay_from_step: before it no member is decayed, so members that differ only
+    in weight decay train identically; from it on each gets its own."""
+    config = tiny_config(task__moduli=[7], population__weight_decays=[0.0, 10.0], train__weight_decay_from_step=3,
+                         log__tensorboard=False)
+    run = train.build_runs(config, population.plan(config))[0]
+    state = run.program.init(run.group.column("seed", np.uint32))
+    before, _ = run.program.chunk(state, run.hyper, run.member_data, None, np.arange(3, dtype=np.int32))
+    for leaf in jax.tree.leaves(jax.device_get(before["params"])):
+        np.testing.assert_array_equal(leaf[0], leaf[1])
+    after, _ = run.program.chunk(before, run.hyper, run.member_data, None, np.arange(3, 6, dtype=np.int32))
+    matrices = [leaf for leaf in jax.tree.leaves(jax.device_get(after["params"])) if leaf.ndim == 3]
+    assert all(np.linalg.norm(m[1]) < 0.98 * np.linalg.norm(m[0]) for m in matrices)
+
+
 @pytest.mark.parametrize("source", ["online", "finite"])
 def test_training_lengths_in_one_program_each_match_a_solo_run(tmp_path, source):
     both = tiny_config(task__moduli=[11], task__train_sampling="below:{n}", population__train_digits=[1, 2],
