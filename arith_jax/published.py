@@ -8,6 +8,11 @@ the papers (Xu et al., ACL 2025, arXiv 2407.17963; Xu et al., IJCAI 2024, arXiv 
 Rows are keyed by what distinguishes them in the paper: the modulus (`p`) or the training
 distribution (`train`, a task.train_sampling string: D_n is `dn:n`, D_ab4 `exact:4`, D45
 the even mixture `dn:4@0.5,dn:5@0.5`).
+
+A CPU-size config that trains on shorter operands than the paper names the table with a
+digit shift, `name:-2`: a member trained on D_2 is then compared with the paper's D_4 row,
+and the paper's length i with the member's length i - 2 (the same place relative to the
+training length).
 """
 
 from __future__ import annotations
@@ -27,20 +32,45 @@ class PublishedTable:
     rows: Mapping  # row key -> {operand length: percent}
     note: str = ""  # how the published setup differs from what a CPU-size config runs
 
-    def row_key(self, member: Mapping, train_sampling: str):
-        """The published row a member belongs to (None when the table has no such row)."""
+    def row_key(self, member: Mapping, train_sampling: str, shift: int = 0):
+        """The published row a member belongs to (None when the table has no such row); a
+        member trained `shift` digits longer than the paper (shorter when negative) belongs to
+        the row of its training distribution moved back by `shift`."""
         if self.key == "p":
             key = member.get("p")
         else:
             text = member.get("train_sampling", train_sampling)
             if member.get("train_digits") is not None:
                 text = text.replace("{n}", str(member["train_digits"]))
-            key = canonical_sampling(text)
+            key = canonical_sampling(text, -shift)
         return key if key in self.rows else None
 
+    def row(self, member: Mapping, train_sampling: str, shift: int = 0) -> dict:
+        """{operand length of the member: published percent}, lengths moved by `shift`."""
+        values = self.rows.get(self.row_key(member, train_sampling, shift), {})
+        return {n + shift: v for n, v in values.items() if n + shift >= 1}
 
-def canonical_sampling(text: str) -> str:
-    return str(tasks.Sampling.parse(text))
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """One entry of report.published: a table and the digit shift of the run against it."""
+
+    name: str
+    shift: int = 0
+
+    @property
+    def table(self) -> PublishedTable:
+        return TABLES[self.name]
+
+
+def canonical_sampling(text: str, shift: int = 0) -> str | None:
+    """The sampling's canonical text with every length moved by `shift` (None when a length
+    would fall below 1 digit)."""
+    sampling = tasks.Sampling.parse(text)
+    moved = [dataclasses.replace(c, lo=c.lo + shift, hi=c.hi + shift) for c in sampling.components]
+    if any(c.lo < 1 for c in moved):
+        return None
+    return ",".join(str(c) for c in moved)
 
 
 def _by_sampling(rows: Mapping) -> dict:
@@ -109,14 +139,24 @@ TABLES = {
     **_ijcai2024("multiplication", "mini"),
 }
 
-# A config's report.published names one table or several (comma-separated), e.g.
-# "acl2025_addition,acl2025_addition_truncated".
+# A config's report.published names one table or several (comma-separated), each optionally
+# with a digit shift, e.g. "acl2025_addition,acl2025_addition_truncated" or
+# "acl2025_addition:-2,acl2025_addition_truncated:-2".
 ALLOWED = ", ".join(TABLES)
 
 
-def parse(text: str) -> list[str]:
-    names = [name.strip() for name in str(text).split(",") if name.strip()]
-    for name in names:
+def parse(text: str) -> list[Comparison]:
+    comparisons = []
+    for entry in (entry.strip() for entry in str(text).split(",")):
+        if not entry:
+            continue
+        name, colon, shift_text = entry.partition(":")
         if name not in TABLES:
             raise ConfigError("report.published", f"unknown table {name!r}; allowed: {ALLOWED}")
-    return names
+        try:
+            shift = int(shift_text) if colon else 0
+        except ValueError:
+            raise ConfigError("report.published", f"{entry!r}: the digit shift after ':' must be an integer, "
+                                                  f"e.g. {name}:-2") from None
+        comparisons.append(Comparison(name, shift))
+    return comparisons

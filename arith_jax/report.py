@@ -248,16 +248,16 @@ def format_table(records: Iterable[Mapping], metric: str = "acc") -> str:
     return "\n\n".join(sections)
 
 
-def published_comparison(records: Iterable[Mapping], table_name: str,
+def published_comparison(records: Iterable[Mapping], comparison: published.Comparison,
                          train_sampling: str) -> tuple[str, list[str], list[list[str]]]:
     """(title, header, rows): per configuration, measured (mean ± std over seeds, worst seed
     in brackets), the published value and, for exact match of modular tasks, the theory."""
-    table = published.TABLES[table_name]
+    table = comparison.table
     lengths, rows = set(), []
     group_tables = _group_tables(records)
     for group in group_tables:
         for c in group.configurations:
-            published_L = table.rows.get(table.row_key(c.config, train_sampling), {})
+            published_L = table.row(c.config, train_sampling, comparison.shift)
             measured = {n: c.measurements(table.metric, n) for n in group.lengths}
             lengths |= {n for n, values in measured.items() if values}
             theory_L = group.theory.get(c.theory_key, {}) if table.metric == "acc" else {}
@@ -274,6 +274,10 @@ def published_comparison(records: Iterable[Mapping], table_name: str,
     title = f"{METRIC_TITLES[table.metric]} (%): measured vs published, {table.source}"
     if table.note:
         title += f" ({table.note})"
+    if comparison.shift:
+        title += (f"; the paper trained on operands {abs(comparison.shift)} digit(s) "
+                  f"{'shorter' if comparison.shift > 0 else 'longer'}: its rows and lengths are moved by "
+                  f"{comparison.shift:+d} to sit at the same place relative to the training length")
     return title, header, out
 
 
@@ -293,8 +297,8 @@ def format_published(workdir: str) -> str:
     records = latest_records(records)
     sampling = config.get("task", {}).get("train_sampling", "")
     sections = []
-    for name in published.parse(config.get("report", {}).get("published", "")):
-        title, header, rows = published_comparison(records, name, sampling)
+    for comparison in published.parse(config.get("report", {}).get("published", "")):
+        title, header, rows = published_comparison(records, comparison, sampling)
         sections.append(f"{title}\n{_plain_table(header, rows)}")
     return "\n\n".join(sections)
 
@@ -405,8 +409,8 @@ def write_report(workdir: str) -> str:
         "prediction of Xu et al. (ACL 2025) for a model that only uses the operands' last "
         "n_train digits; asymptotic: gcd(p, 10^n_train)/p.",
     ]
-    for name in published.parse(config.get("report", {}).get("published", "")):
-        title, header, rows = published_comparison(records, name, sampling or "")
+    for comparison in published.parse(config.get("report", {}).get("published", "")):
+        title, header, rows = published_comparison(records, comparison, sampling or "")
         lines += ["", f"## {title}", "", "Measured: mean ± std over seeds [worst seed].", "",
                   _markdown_table(header, rows)]
     for table in tables:

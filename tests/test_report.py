@@ -207,10 +207,23 @@ def test_published_rows_match_members_by_training_distribution(tmp_path):
     assert table.row_key({"train_sampling": "dn:4@1,dn:5@1"}, "below:2") == "dn:4@0.5,dn:5@0.5"
     assert table.row_key({"train_sampling": "exact:4"}, "below:2") == "exact:4@1"
     assert table.row_key({"train_sampling": "dn:9"}, "below:2") is None
+    # A run two digits shorter than the paper: D2 is compared with D4, length i - 2 with length i.
+    assert table.row_key({"train_sampling": "dn:2@1,dn:3@1"}, "below:2", shift=-2) == "dn:4@0.5,dn:5@0.5"
+    assert table.row({"train_sampling": "exact:2"}, "below:2", shift=-2) == {1: 72.6, 2: 100, 3: 0, 4: 0, 5: 0, 6: 0, 7: 0}
+    assert table.row_key({"train_sampling": "dn:1"}, "below:2", shift=2) is None  # D_-1 is no row
     # No published row: measured and theory only, published dashes.
     workdir = _published_workdir(tmp_path, "acl2025_addition")
     rows = report.format_published(workdir).splitlines()[2:]
     assert re.split(r"\s{2,}", rows[1].strip()) == ["published"] + ["-"] * 6
+
+
+def test_a_shifted_published_table_sits_beside_the_shorter_run(tmp_path):
+    workdir = _published_workdir(tmp_path, "acl2025_mod_addition:-2")
+    title, header, *rows = report.format_published(workdir).splitlines()
+    assert title.endswith("its rows and lengths are moved by -2 to sit at the same place relative to the training length")
+    cells = [re.split(r"\s{2,}", row.strip()) for row in rows]
+    assert cells[1] == ["published", "-", "100.0", "100.0", "100.0", "100.0", "100.0"]  # the paper's 4..9 at 2..7
+    assert cells[4] == ["published", "-", "100.0", "0.0", "1.2", "0.9", "1.1"]  # p=101
 
 
 def test_an_unknown_published_table_is_a_one_line_error():
@@ -218,6 +231,9 @@ def test_an_unknown_published_table_is_a_one_line_error():
     from tiny_config import tiny_config
     with pytest.raises(ConfigError, match=r"^report\.published: unknown table 'acl2026'; allowed: acl2025_mod_addition, "):
         population.plan(tiny_config(report__published="acl2025_addition,acl2026"))
+    with pytest.raises(ConfigError, match=r"^report\.published: 'acl2025_addition:two': the digit shift after ':' "
+                                          r"must be an integer, e.g\. acl2025_addition:-2$"):
+        population.plan(tiny_config(report__published="acl2025_addition:two"))
 
 
 def test_best_records_pick_each_members_best_step_on_the_selection_lengths():
