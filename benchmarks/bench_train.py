@@ -9,7 +9,8 @@ spent generating data (the same chunk length of vmap(make batch) alone).
         --attention=cudnn --out=benchmarks/results     # also writes JSON + Markdown there
 
 MFU = model FLOPs per token (model.flops_per_token: 6N + 12 L T d) x tokens/s / peak, with the
-peak from benchmarks/record.py's table of known devices (or --peak_tflops). "compile s" is the
+peak from benchmarks/record.py's table of known devices, else measured on the device (its best
+1024^3 matmul rate; on a CPU MFU is then the share of that), or --peak_tflops. "compile s" is the
 first chunk's wall time (compile + one chunk): it should stay flat as the population grows.
 """
 
@@ -99,7 +100,7 @@ def run(args, members: int) -> dict:
     seq = group.spec.seq_len - 1
     tokens_per_sec = members * args.batch * seq / seconds
     flops = model_lib.flops_per_token(group.model, group.spec.vocab_size, seq) * tokens_per_sec
-    peak = args.peak_tflops or record.device_peak_tflops(args.dtype)
+    peak = args.peak
     return {"members": members, "ms/step": seconds * 1e3, "member-steps/s": members / seconds,
             "tokens/s": tokens_per_sec, "TFLOP/s": flops / 1e12,
             "MFU": flops / (peak * 1e12) if peak else None,
@@ -120,13 +121,25 @@ def main():
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--attention", default="auto", help="model.attention_impl: auto | xla | cudnn")
     parser.add_argument("--peak_tflops", type=float, default=0.0,
-                        help="device peak for MFU; 0: benchmarks/record.py's table of known devices")
+                        help="device peak for MFU; 0: benchmarks/record.py's table of known devices, else "
+                             "the device's measured matmul rate")
+    parser.add_argument("--without_nan_freeze", action="store_true",
+                        help="time the step without its per-member NaN freeze (a `where` over every parameter "
+                             "and optimizer leaf), to measure what the freeze costs; not a training mode")
     parser.add_argument("--out", default="", help="folder for <name>.json and <name>.md (empty: print only)")
     parser.add_argument("--name", default="", help="file name of this run (default: train_<preset>_<dtype>)")
     args = parser.parse_args()
+    if args.without_nan_freeze:  # before any program is built: the step calls these at trace time
+        train._select = lambda keep, new, old: new
+        train._all_finite = lambda tree: jnp.bool_(True)
+    if args.peak_tflops:
+        args.peak, args.peak_source = args.peak_tflops, "--peak_tflops"
+    else:
+        args.peak, args.peak_source = record.peak_tflops(args.dtype)
 
     print(f"preset {args.preset}, pe {args.pe}, attention {args.attention}, task {args.task} {args.sampling}, "
-          f"batch {args.batch}/member, {args.spd} steps/dispatch, {args.dtype}", flush=True)
+          f"batch {args.batch}/member, {args.spd} steps/dispatch, {args.dtype}; "
+          f"peak {args.peak:.4g} TFLOP/s ({args.peak_source})", flush=True)
     rows, settings = [], {k: v for k, v in vars(args).items() if k not in ("out", "name")}
     for members in [int(m) for m in args.members.split(",")]:
         rows.append(run(args, members))

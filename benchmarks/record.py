@@ -4,7 +4,9 @@ typed by hand). `write` saves one run as JSON and as a Markdown table.
 
 Peaks are the vendors' dense (no sparsity) datasheet rates in TFLOP/s. float32 on NVIDIA GPUs
 is TF32's rate: JAX's default matmul precision there runs float32 dots on the TF32 tensor
-cores. A device not in the table has no peak, and MFU is not shown.
+cores. A device not in the table (a CPU) gets its peak measured instead: the best rate of a
+large square matmul in JAX on it (`measured_matmul_peak_tflops`), which is what "MFU" means
+there: the share of the machine's own matmul rate.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import os
 import platform
 import shlex
 import sys
+import time
 
 import jax
+import jax.numpy as jnp
 
 # device_kind substring (lower case) -> {compute dtype: dense peak TFLOP/s}. The first match wins,
 # so longer names come before their prefixes.
@@ -40,6 +44,29 @@ def device_peak_tflops(dtype: str, device=None) -> float | None:
     return None
 
 
+def measured_matmul_peak_tflops(dtype: str, n: int = 1024, repeats: int = 20) -> float:
+    """The best rate (TFLOP/s) of an n x n x n `dtype` matmul on the first JAX device, over
+    `repeats` timed calls after a warm-up: the peak that MFU on a device without a datasheet
+    entry is measured against."""
+    x = jnp.ones((n, n), dtype)
+    matmul = jax.jit(lambda a, b: a @ b)
+    matmul(x, x).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(x, x).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e12
+
+
+def peak_tflops(dtype: str) -> tuple[float, str]:
+    """(peak TFLOP/s, where it comes from): the table of known devices, else measured."""
+    peak = device_peak_tflops(dtype)
+    if peak:
+        return peak, "datasheet"
+    return measured_matmul_peak_tflops(dtype), "measured matmul"
+
+
 def environment() -> dict:
     device = jax.devices()[0]
     versions = {"python": platform.python_version(), "jax": jax.__version__}
@@ -58,10 +85,10 @@ def environment() -> dict:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    header = list(rows[0])
+    header = list(dict.fromkeys(key for row in rows for key in row))  # every row's columns, in order
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(row[h]) for h in header) + " |")
+        lines.append("| " + " | ".join(_cell(row.get(h)) for h in header) + " |")
     return "\n".join(lines)
 
 
