@@ -1,7 +1,7 @@
 """Xu et al. (ACL 2025), APE addition by training set: D4, D_ab4 (both operands exactly 4
 digits), D5, D45 and D67, members of one program, tested on i = 1..9 digits; equivalence
 accuracy measures the truncated target (a mod 10^n) + (b mod 10^n). Sized for an
-accelerator; no CPU size is written yet.
+accelerator; configs/acl2025_addition_cpu.py is the CPU size.
 
     arith-jax train --config=configs/acl2025_addition.py --workdir=runs/acl_add
 """

@@ -2,8 +2,8 @@
 i = 1..6 digits, for p in {50, 51, 100, 150, 200, 201}: the theory predicts gcd(p, 10^3)/p-like
 limits (exactly: the chance that the truncated product is right; `report` prints it per
 length). APE (learned absolute), the paper's 6x6x384 nanoGPT, operands padded to 20 digits and
-the result reversed. Sized for an accelerator; no CPU size is written
-yet.
+the result reversed. Sized for an accelerator;
+configs/acl2025_mod_multiplication_cpu.py is the CPU size.
 
     arith-jax train --config=configs/acl2025_mod_multiplication.py --workdir=runs/acl_modmul
 """

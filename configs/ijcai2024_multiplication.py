@@ -1,8 +1,8 @@
 """Xu et al. (IJCAI 2024), "It ain't that bad": 3-digit multiplication from a fixed set of 50k
 examples in the paper's layout (operands padded to 5 digits, the reversed result to 10, no
 '+'/'=' tokens), minGPT sizes nano / micro / mini as three groups; tested on 1..5 digits with
-equivalence accuracy against (a mod 1000) * (b mod 1000). Sized for an accelerator; no
-CPU size is written yet.
+equivalence accuracy against (a mod 1000) * (b mod 1000). Sized for an accelerator;
+configs/ijcai2024_multiplication_cpu.py is the CPU size.
 
     arith-jax train --config=configs/ijcai2024_multiplication.py --workdir=runs/ijcai_mul
 """
