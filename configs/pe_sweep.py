@@ -1,5 +1,6 @@
 """Every positional encoding on the same task, one group each in one invocation: reversed
-addition trained on 1..8 digits, tested to 16.
+addition trained on 1..8 digits, tested to 16. Sized for an accelerator;
+configs/pe_comparison_cpu.py is the CPU size.
 
     arith-jax train --config=configs/pe_sweep.py --workdir=runs/pe_sweep
 """
