@@ -67,10 +67,10 @@ def canonical_sampling(text: str, shift: int = 0) -> str | None:
     """The sampling's canonical text with every length moved by `shift` (None when a length
     would fall below 1 digit)."""
     sampling = tasks.Sampling.parse(text)
-    moved = [dataclasses.replace(c, lo=c.lo + shift, hi=c.hi + shift) for c in sampling.components]
+    moved = tuple(dataclasses.replace(c, lo=c.lo + shift, hi=c.hi + shift) for c in sampling.components)
     if any(c.lo < 1 for c in moved):
         return None
-    return ",".join(str(c) for c in moved)
+    return str(dataclasses.replace(sampling, components=moved))
 
 
 def _by_sampling(rows: Mapping) -> dict:

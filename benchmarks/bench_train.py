@@ -107,19 +107,25 @@ def run(args, members: int) -> dict:
             "data share": gen_seconds / seconds, "compile s": compile_seconds}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_population_arguments(parser: argparse.ArgumentParser, members: str, spd: int, chunks: int) -> None:
+    """The flags `bench_config` and `population_chunk` read (shared with profile_step.py), with
+    this script's defaults for the population sizes, chunk length and number of chunks."""
     parser.add_argument("--preset", default="nano")
     parser.add_argument("--pe", default="learned")
     parser.add_argument("--task", default="mod_add")
     parser.add_argument("--sampling", default="below:3")
     parser.add_argument("--format", default="pad=6/3,reverse_result,eos")
-    parser.add_argument("--members", default="1,4,16", help="comma-separated population sizes")
+    parser.add_argument("--members", default=members, help="comma-separated population sizes")
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--spd", type=int, default=50, help="steps per dispatch (chunk length)")
-    parser.add_argument("--chunks", type=int, default=3, help="timed chunks after the warm-up")
+    parser.add_argument("--spd", type=int, default=spd, help="steps per dispatch (chunk length)")
+    parser.add_argument("--chunks", type=int, default=chunks, help="timed chunks after the warm-up")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--attention", default="auto", help="model.attention_impl: auto | xla | cudnn")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_population_arguments(parser, members="1,4,16", spd=50, chunks=3)
     parser.add_argument("--peak_tflops", type=float, default=0.0,
                         help="device peak for MFU; 0: benchmarks/record.py's table of known devices, else "
                              "the device's measured matmul rate")
