@@ -3,6 +3,17 @@
 # docs/recipe_search.md, as one command for a single-GPU machine with JAX (CUDA) and PyTorch:
 #
 #   OUT=gpu_results bash benchmarks/run_gpu.sh      # ~9 minutes on one H100/H200
+#   STAGES="coupling_200 coupling_cpu" OUT=gpu_results bash benchmarks/run_gpu.sh   # chosen stages
+#
+# STAGES (default: smoke sweep throughput sweep_large) names the stage groups to run, in order:
+#   smoke         the CLI end to end on a tiny run; the script stops if it fails
+#   sweep         the default's recipe search (nano, micro) at batch 64
+#   throughput    nano population scaling, the 10.7M model in bfloat16, the PyTorch peer
+#   sweep_large   the same recipe search at batch 256
+#   coupling_200  position coupling at the paper's size, 1-30 -> 200 digits (issue #10)
+#   coupling_cpu  the CPU-size coupling recipe and two variants, with more seeds than a CPU affords
+#   late_decay    the default's recipe with weight decay switched on late, at the CPU's step budget
+#   acl2025_large the 10.7M model at 32 members and through cuDNN attention
 #
 # Stages run in order of value, each under its own time limit, so a short lease still brings
 # back the first ones; every stage re-packs what exists so far into $OUT (bench.tgz with JSON +
@@ -42,36 +53,94 @@ stage() {
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
 python3 -c "import jax, flax, optax, orbax.checkpoint as o, torch; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'orbax', o.__version__, 'torch', torch.__version__, jax.devices())"
 
-# 0. Smoke: the CLI end to end (train, eval with decoding, report) on a tiny run. Stop if broken.
-stage smoke 120 python3 -m arith_jax.cli train --workdir="$WORK/smoke" --config.train.steps=100 \
-  --config.eval.every=100 --config.checkpoint.every=0 --config.population.seeds='(0,)' || exit 1
+TRAIN="python3 -m arith_jax.cli train"
+QUIET="--config.checkpoint.every=0 --config.log.tensorboard=False"
 
-# 1. The default's recipe search at sizes a CPU cannot afford: nano and micro, 3 seeds x
-#    {100, 101} x lr {1e-3, 3e-3} x weight decay {0.1, 1.0}, 10000 steps evaluated every 2000.
-sweep() {  # sweep BATCH LIMIT
-  stage "sweep_b$1" "$2" python3 -m arith_jax.cli train --workdir="$WORK/sweep_b$1" \
+# smoke: the CLI end to end (train, eval with decoding, report) on a tiny run. Stop if broken.
+smoke() {
+  stage smoke 120 $TRAIN --workdir="$WORK/smoke" --config.train.steps=100 \
+    --config.eval.every=100 --config.checkpoint.every=0 --config.population.seeds='(0,)' || exit 1
+}
+
+# sweep / sweep_large: the default's recipe search at sizes a CPU cannot afford: nano and micro,
+# 3 seeds x {100, 101} x lr {1e-3, 3e-3} x weight decay {0.1, 1.0}, 10000 steps evaluated every 2000.
+recipe_sweep() {  # recipe_sweep BATCH LIMIT
+  stage "sweep_b$1" "$2" $TRAIN --workdir="$WORK/sweep_b$1" $QUIET \
     --config.population.preset='("nano", "micro")' --config.population.learning_rates='(1e-3, 3e-3)' \
     --config.population.weight_decays='(0.1, 1.0)' --config.train.batch_size="$1" --config.train.steps=10000 \
-    --config.train.steps_per_dispatch=100 --config.eval.every=2000 --config.checkpoint.every=0 \
-    --config.log.tensorboard=False
+    --config.train.steps_per_dispatch=100 --config.eval.every=2000
 }
-sweep 64 170
+sweep() { recipe_sweep 64 170; }
+sweep_large() { recipe_sweep 256 400; }
 
-# 2. Throughput (#12): nano population scaling, the 10.7M model in bfloat16 (XLA and cuDNN
-#    attention), and the PyTorch peer on the same GPU.
-stage nano_scaling 90 python3 benchmarks/bench_train.py --members=1,16,256,1024,4096 --spd=20 --chunks=2 \
-  --out="$BENCH" --name=train_nano_float32
-for attention in xla cudnn; do
-  stage "acl2025_$attention" 60 python3 benchmarks/bench_train.py --preset=acl2025 --dtype=bfloat16 \
-    --attention=$attention --task=add --sampling=exact:16 --format=plain --members=1,8,32 --spd=10 --chunks=2 \
-    --out="$BENCH" --name="train_acl2025_bfloat16_$attention"
+# throughput (#12): nano population scaling, the 10.7M model in bfloat16 (XLA and cuDNN
+# attention), and the PyTorch peer on the same GPU.
+throughput() {
+  stage nano_scaling 90 python3 benchmarks/bench_train.py --members=1,16,256,1024,4096 --spd=20 --chunks=2 \
+    --out="$BENCH" --name=train_nano_float32
+  for attention in xla cudnn; do
+    stage "acl2025_$attention" 60 python3 benchmarks/bench_train.py --preset=acl2025 --dtype=bfloat16 \
+      --attention=$attention --task=add --sampling=exact:16 --format=plain --members=1,8,32 --spd=10 --chunks=2 \
+      --out="$BENCH" --name="train_acl2025_bfloat16_$attention"
+  done
+  XLA_PYTHON_CLIENT_PREALLOCATE=false stage vs_pytorch_nano 70 python3 benchmarks/bench_vs_pytorch.py \
+    --members=1,256,4096 --torch_runs=2 --steps=200 --spd=20 --out="$BENCH"
+  XLA_PYTHON_CLIENT_PREALLOCATE=false stage vs_pytorch_acl2025 70 python3 benchmarks/bench_vs_pytorch.py \
+    --preset=acl2025 --dtype=bfloat16 --digits=16 --format=pad=16/3,reverse_result,eos --members=1,8,32 \
+    --torch_runs=1 --steps=100 --spd=10 --out="$BENCH"
+}
+
+# coupling_200 (#10): configs/coupling_addition_200.py in bfloat16 with 3 seeds x lr {3e-4, 1e-3}
+# and the paper's zero weight decay; offsets up to 200 (the paper's 202-id table: every id a
+# 200-digit evaluation needs is trained). 8000 steps of batch 256 (the paper: 50,000 of 1000);
+# evaluated every 2000 steps so that a run cut short still leaves its last table.
+coupling_200() {
+  stage sweep_coupling_200 260 $TRAIN --config=configs/coupling_addition_200.py \
+    --workdir="$WORK/sweep_coupling_200" $QUIET --config.model.compute_dtype=bfloat16 \
+    --config.model.coupling_max_offset=200 --config.population.seeds='(0,1,2)' \
+    --config.population.learning_rates='(3e-4,1e-3)' --config.population.weight_decays='(0.0,)' \
+    --config.train.steps=8000 --config.train.batch_size=256 --config.train.warmup_steps=500 \
+    --config.train.steps_per_dispatch=250 --config.eval.every=2000
+}
+
+# coupling_cpu (#10): configs/coupling_addition_cpu.py (1 layer, width 128, 1-10 digits, evaluated
+# to 100) with 3 seeds x lr {1e-3, 3e-3} x wd {0, 0.1}; as shipped, through rotary coupled ids, and
+# with 4x the steps.
+coupling_cpu() {
+  local grid="--config.population.seeds=(0,1,2) --config.population.learning_rates=(1e-3,3e-3)
+    --config.population.weight_decays=(0.0,0.1) --config.eval.lengths=(10,20,30,50,100)
+    --config.train.steps_per_dispatch=200"
+  stage sweep_coupling_cpu 60 $TRAIN --config=configs/coupling_addition_cpu.py \
+    --workdir="$WORK/sweep_coupling_cpu" $QUIET $grid --config.eval.every=2000
+  stage sweep_coupling_cpu_rope 60 $TRAIN --config=configs/coupling_addition_cpu.py \
+    --workdir="$WORK/sweep_coupling_cpu_rope" $QUIET $grid --config.eval.every=2000 --config.model.pe=coupled_rope
+  stage sweep_coupling_cpu_24k 90 $TRAIN --config=configs/coupling_addition_cpu.py \
+    --workdir="$WORK/sweep_coupling_cpu_24k" $QUIET $grid --config.train.steps=24000 --config.eval.every=6000
+}
+
+# late_decay (#9): the default (3000 steps, what 5 CPU minutes afford) with weight decay off until
+# step 1500 or 2000, then {1.0, 3.0}; lr {2e-3, 3e-3}, 3 seeds per modulus.
+late_decay() {
+  local from
+  for from in 1500 2000; do
+    stage "sweep_late_decay_$from" 60 $TRAIN --workdir="$WORK/sweep_late_decay_$from" $QUIET \
+      --config.train.weight_decay_from_step=$from --config.population.learning_rates='(2e-3,3e-3)' \
+      --config.population.weight_decays='(1.0,3.0)' --config.train.steps_per_dispatch=100
+  done
+}
+
+# acl2025_large (#12): the 10.7M model in bfloat16 at 32 members (its compile outran the earlier
+# stage) and through cuDNN attention (sequence padded to a multiple of 8 since the last lease).
+acl2025_large() {
+  stage acl2025_xla_32 100 python3 benchmarks/bench_train.py --preset=acl2025 --dtype=bfloat16 \
+    --attention=xla --task=add --sampling=exact:16 --format=plain --members=32 --spd=2 --chunks=2 \
+    --out="$BENCH" --name=train_acl2025_bfloat16_xla_32
+  stage acl2025_cudnn 60 python3 benchmarks/bench_train.py --preset=acl2025 --dtype=bfloat16 \
+    --attention=cudnn --task=add --sampling=exact:16 --format=plain --members=1,8 --spd=5 --chunks=2 \
+    --out="$BENCH" --name=train_acl2025_bfloat16_cudnn
+}
+
+for group in ${STAGES:-smoke sweep throughput sweep_large}; do
+  "$group"
 done
-XLA_PYTHON_CLIENT_PREALLOCATE=false stage vs_pytorch_nano 70 python3 benchmarks/bench_vs_pytorch.py \
-  --members=1,256,4096 --torch_runs=2 --steps=200 --spd=20 --out="$BENCH"
-XLA_PYTHON_CLIENT_PREALLOCATE=false stage vs_pytorch_acl2025 70 python3 benchmarks/bench_vs_pytorch.py \
-  --preset=acl2025 --dtype=bfloat16 --digits=16 --format=pad=16/3,reverse_result,eos --members=1,8,32 \
-  --torch_runs=1 --steps=100 --spd=10 --out="$BENCH"
-
-# 3. With what is left: the same sweep at batch 256.
-sweep 256 400
 echo "== done after $(($(date +%s) - START))s"
