@@ -53,6 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.fire_init_threshold = 512.0
     c.model.abacus_max_offset = 100  # random offset range of Abacus digit positions in training
     c.model.coupling_max_offset = 100  # random start offset of coupled position ids in training
+    c.model.coupling_window = 0  # coupled encodings: attend only within this id distance; 0 = all
     # Looped transformer: the blocks applied this many times with shared weights; input
     # injection adds the embedded input back before each pass after the first.
     c.model.recurrences = 1

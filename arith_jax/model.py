@@ -99,7 +99,7 @@ class ModelConfig:
         if self.attention_impl == "cudnn":
             if self.compute_dtype != "bfloat16":
                 raise ConfigError("model.attention_impl", "cudnn needs compute_dtype 'bfloat16'")
-            if positional.encoding_class(self.pe).adds_attention_bias:
+            if positional.encoding_class(self.pe).biases_attention(self.positional):
                 raise ConfigError("model.attention_impl", f"cudnn is not offered with {self.pe!r}, which adds "
                                                           "an attention bias; use 'auto'")
 
@@ -119,7 +119,7 @@ class Attention(nnx.Module):
         q_BxTxNxH, k_BxTxNxH = encoding.rotate(q_BxTxNxH, k_BxTxNxH, positions_T)
         return q_BxTxNxH, k_BxTxNxH, v_BxTxNxH
 
-    def __call__(self, x_BxTxD, encoding: positional.PositionalEncoding, positions_T, bias_1xNxTxT,
+    def __call__(self, x_BxTxD, encoding: positional.PositionalEncoding, positions_T, bias_BxNxTxT,
                  kv_out: list | None = None):
         batch, seq_len, d_model = x_BxTxD.shape
         q_BxTxNxH, k_BxTxNxH, v_BxTxNxH = self._projected(x_BxTxD, encoding, positions_T)
@@ -128,12 +128,12 @@ class Attention(nnx.Module):
         if self.implementation == "cudnn":
             heads_BxTxNxH = causal_attention_padded(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, CUDNN_SEQ_MULTIPLE, "cudnn")
         else:
-            heads_BxTxNxH = jax.nn.dot_product_attention(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, bias=bias_1xNxTxT,
+            heads_BxTxNxH = jax.nn.dot_product_attention(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, bias=bias_BxNxTxT,
                                                          is_causal=True, implementation=self.implementation)
         return self.out(heads_BxTxNxH.reshape(batch, seq_len, d_model))
 
 
-    def decode(self, x_BxD, encoding, rotary_B, bias_1xNxTxT, cache, position_B):
+    def decode(self, x_BxD, encoding, rotary_B, bias_BxNxTxT, cache, position_B):
         """Attention of one new token per row, at `position_B` (rotary position `rotary_B`), over
         the cached keys and values (this token's own written in first): (out_BxD, updated cache)."""
         k_cache_BxTxNxH, v_cache_BxTxNxH = cache
@@ -145,8 +145,11 @@ class Attention(nnx.Module):
         q_BxNxH = q_1xBxNxH[0]
         scores_BxNxT = jnp.einsum("bnh,btnh->bnt", q_BxNxH, k_cache_BxTxNxH).astype(jnp.float32)
         scores_BxNxT = scores_BxNxT / jnp.sqrt(jnp.float32(q_BxNxH.shape[-1]))
-        if bias_1xNxTxT is not None:
-            scores_BxNxT = scores_BxNxT + jnp.transpose(bias_1xNxTxT[0][:, position_B], (1, 0, 2))
+        if bias_BxNxTxT is not None:  # the query's row: per position (1xN..) or per example (Bx1..)
+            if bias_BxNxTxT.shape[0] == 1:
+                scores_BxNxT = scores_BxNxT + jnp.transpose(bias_BxNxTxT[0][:, position_B], (1, 0, 2))
+            else:
+                scores_BxNxT = scores_BxNxT + bias_BxNxTxT[rows_B, :, position_B]
         seen_BxT = jnp.arange(k_cache_BxTxNxH.shape[1])[None, :] <= position_B[:, None]
         scores_BxNxT = jnp.where(seen_BxT[:, None, :], scores_BxNxT, -jnp.inf)
         weights_BxNxT = jax.nn.softmax(scores_BxNxT, axis=-1).astype(v_cache_BxTxNxH.dtype)
@@ -183,19 +186,19 @@ class Block(nnx.Module):
         self.mlp_out = nnx.Linear(cfg.d_ff, cfg.d_model, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(cfg.dropout)
 
-    def __call__(self, x_BxTxD, encoding, positions_T, bias_1xNxTxT, key: jax.Array | None,
+    def __call__(self, x_BxTxD, encoding, positions_T, bias_BxNxTxT, key: jax.Array | None,
                  kv_out: list | None = None):
         attention_key, mlp_key = (None, None) if key is None else jax.random.split(key)
         # The residual stream stays float32: bfloat16 sublayer outputs are promoted on addition.
-        attended_BxTxD = self.attention(self.attention_norm(x_BxTxD), encoding, positions_T, bias_1xNxTxT, kv_out)
+        attended_BxTxD = self.attention(self.attention_norm(x_BxTxD), encoding, positions_T, bias_BxNxTxT, kv_out)
         x_BxTxD = x_BxTxD + self.dropout(attended_BxTxD, deterministic=key is None, rngs=attention_key)
         mlp_BxTxD = self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x_BxTxD))))
         return x_BxTxD + self.dropout(mlp_BxTxD, deterministic=key is None, rngs=mlp_key)
 
-    def decode(self, x_BxD, encoding, rotary_B, bias_1xNxTxT, cache, position_B):
+    def decode(self, x_BxD, encoding, rotary_B, bias_BxNxTxT, cache, position_B):
         """The block for one new token per row (evaluation: no dropout), with its KV cache."""
         attended_BxD, cache = self.attention.decode(self.attention_norm(x_BxD), encoding, rotary_B,
-                                                    bias_1xNxTxT, cache, position_B)
+                                                    bias_BxNxTxT, cache, position_B)
         x_BxD = x_BxD + attended_BxD
         return x_BxD + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x_BxD)))), cache
 
@@ -228,14 +231,15 @@ class Transformer(nnx.Module):
         if position_embedding is not None:
             x_BxTxD = x_BxTxD + position_embedding
         x_BxTxD = self.embedding_dropout(x_BxTxD, deterministic=key is None, rngs=embedding_dropout_key)
-        bias_1xNxTxT = self.encoding.attention_bias(positions_T)
+        # 1xNxTxT (by position) or Bx1xTxT (read from the tokens): it broadcasts either way.
+        bias_BxNxTxT = self.encoding.attention_bias(tokens_BxT, positions_T)
         rotary = self.encoding.rotary_positions(tokens_BxT, positions_T, encoding_key)  # T or BxT
         input_BxTxD = x_BxTxD
         for recurrence in range(self.cfg.recurrences):
             if recurrence and self.cfg.input_injection:
                 x_BxTxD = x_BxTxD + input_BxTxD
             for i, block in enumerate(self.blocks):
-                x_BxTxD = block(x_BxTxD, self.encoding, rotary, bias_1xNxTxT,
+                x_BxTxD = block(x_BxTxD, self.encoding, rotary, bias_BxNxTxT,
                                 block_keys[recurrence * len(self.blocks) + i], kv_out)
         return self._head(x_BxTxD, return_hidden)
 
@@ -264,7 +268,7 @@ class Transformer(nnx.Module):
         position_embedding = self.encoding.embedding(tokens_BxT, positions_T, None)
         if position_embedding is not None:
             x_BxD = x_BxD + at_new_token(position_embedding, position_embedding.ndim == 3)
-        bias_1xNxTxT = self.encoding.attention_bias(positions_T)
+        bias_BxNxTxT = self.encoding.attention_bias(tokens_BxT, positions_T)
         rotary = self.encoding.rotary_positions(tokens_BxT, positions_T, None)
         rotary_B = at_new_token(rotary, rotary.ndim == 2)
         input_BxD, new_cache = x_BxD, []
@@ -272,7 +276,7 @@ class Transformer(nnx.Module):
             if recurrence and self.cfg.input_injection:
                 x_BxD = x_BxD + input_BxD
             for block in self.blocks:
-                x_BxD, block_cache = block.decode(x_BxD, self.encoding, rotary_B, bias_1xNxTxT,
+                x_BxD, block_cache = block.decode(x_BxD, self.encoding, rotary_B, bias_BxNxTxT,
                                                   cache[len(new_cache)], position_B)
                 new_cache.append(block_cache)
         return self._head(x_BxD, False), new_cache

@@ -65,6 +65,10 @@ class PositionalConfig:
     abacus_max_offset: int = 100
     # Position coupling's random start offset in training (Cho et al. draw it per example).
     coupling_max_offset: int = 100
+    # Coupled encodings: attention only between tokens whose coupled ids differ by at most this
+    # many places (0 = no limit), so a long input shows each token only id distances that short
+    # training inputs also contain.
+    coupling_window: int = 0
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(PositionalConfig))
@@ -111,9 +115,15 @@ class PositionalEncoding(nnx.Module):
     def rotate(self, q_BxTxNxH: jax.Array, k_BxTxNxH: jax.Array, positions_T: jax.Array) -> tuple[jax.Array, jax.Array]:
         return q_BxTxNxH, k_BxTxNxH
 
-    def attention_bias(self, positions_T: jax.Array) -> jax.Array | None:
-        """Added to the attention scores: ``1xNxTxT`` float32, or None."""
+    def attention_bias(self, tokens_BxT: jax.Array, positions_T: jax.Array) -> jax.Array | None:
+        """Added to the attention scores: ``1xNxTxT`` (by position) or ``Bx1xTxT`` (read from the
+        tokens) float32, or None."""
         return None
+
+    @classmethod
+    def biases_attention(cls, cfg: PositionalConfig) -> bool:
+        """Whether ``attention_bias`` returns a bias under ``cfg`` (fused kernels may not take one)."""
+        return cls.adds_attention_bias
 
 
 class Learned(PositionalEncoding):
@@ -205,7 +215,7 @@ class ALiBi(PositionalEncoding):
     def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
         self.num_heads = num_heads
 
-    def attention_bias(self, positions_T):
+    def attention_bias(self, tokens_BxT, positions_T):
         slopes_Nx1x1 = jnp.asarray(alibi_slopes(self.num_heads))[:, None, None]
         return (-slopes_Nx1x1 * _distance_TxT(positions_T).astype(jnp.float32))[None]
 
@@ -240,7 +250,7 @@ class T5(PositionalEncoding):
             raise ConfigError("model.t5_max_distance", f"must exceed t5_num_buckets / 2 = "
                                                        f"{cfg.t5_num_buckets // 2}, got {cfg.t5_max_distance}")
 
-    def attention_bias(self, positions_T):
+    def attention_bias(self, tokens_BxT, positions_T):
         bucket_TxT = t5_buckets(_distance_TxT(positions_T), self.num_buckets, self.max_distance)
         return jnp.transpose(self.table(bucket_TxT), (2, 0, 1))[None]
 
@@ -275,7 +285,7 @@ class FIRE(PositionalEncoding):
         if cfg.fire_init_threshold <= 0:
             raise ConfigError("model.fire_init_threshold", f"must be > 0, got {cfg.fire_init_threshold}")
 
-    def attention_bias(self, positions_T):
+    def attention_bias(self, tokens_BxT, positions_T):
         c = self.c[...]
         psi = lambda x: jnp.log(jnp.abs(c * x) + 1.0)
         position_T = positions_T.astype(jnp.float32)
@@ -359,7 +369,33 @@ def coupled_ids(tokens_BxT: jax.Array) -> jax.Array:
     return jnp.where(is_equals_BxT, 1, ids_BxT).astype(jnp.int32)
 
 
-class Coupled(PositionalEncoding):
+# Added to the score of a masked pair: exp() of it is 0 in float32, and a sum of two stays finite.
+MASKED_SCORE = -1e9
+
+
+def coupling_window_bias(tokens_BxT: jax.Array, window: int) -> jax.Array:
+    """``Bx1xTxT``: 0 where the coupled ids of query and key differ by at most ``window``,
+    MASKED_SCORE elsewhere. Read from the unshifted ids (a random offset moves every digit's id
+    alike), so a token always sees itself."""
+    ids_BxT = coupled_ids(tokens_BxT)
+    far_BxTxT = jnp.abs(ids_BxT[:, :, None] - ids_BxT[:, None, :]) > window
+    return jnp.where(far_BxTxT, MASKED_SCORE, 0.0).astype(jnp.float32)[:, None]
+
+
+class CouplingWindow:
+    """The coupled encodings' optional attention window (``coupling_window``), for both."""
+
+    window: int
+
+    @classmethod
+    def biases_attention(cls, cfg: PositionalConfig) -> bool:
+        return cfg.coupling_window > 0
+
+    def attention_bias(self, tokens_BxT, positions_T):
+        return coupling_window_bias(tokens_BxT, self.window) if self.window else None
+
+
+class Coupled(CouplingWindow, PositionalEncoding):
     """Position coupling (Cho et al., NeurIPS 2024): a learned table indexed by `coupled_ids`,
     so the attention that adds digit s of both operands finds them by equal position.
 
@@ -371,11 +407,14 @@ class Coupled(PositionalEncoding):
     def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
         self.table = nnx.Embed(cfg.max_positions, d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
         self.max_offset = cfg.coupling_max_offset
+        self.window = cfg.coupling_window
 
     @classmethod
     def check(cls, cfg: PositionalConfig, d_model: int, num_heads: int) -> None:
         if cfg.coupling_max_offset < 0:
             raise ConfigError("model.coupling_max_offset", f"must be >= 0, got {cfg.coupling_max_offset}")
+        if cfg.coupling_window < 0:
+            raise ConfigError("model.coupling_window", f"must be >= 0 (0 = no limit), got {cfg.coupling_window}")
 
     @classmethod
     def check_layout(cls, fmt) -> None:
@@ -399,7 +438,7 @@ class Coupled(PositionalEncoding):
         return self.table(shift_by_random_offset(coupled_ids(tokens_BxT), key, self.max_offset))
 
 
-class CoupledRoPE(RoPE):
+class CoupledRoPE(CouplingWindow, RoPE):
     """Position coupling through rotary embeddings: queries and keys rotated by `coupled_ids`
     instead of token positions, so a score depends only on the difference of ids. "Same
     significance" and "one place lower", the relations addition needs, are then one rule for
@@ -413,6 +452,7 @@ class CoupledRoPE(RoPE):
     def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
         super().__init__(cfg, d_model, num_heads, rngs)
         self.max_offset = cfg.coupling_max_offset
+        self.window = cfg.coupling_window
 
     @classmethod
     def check(cls, cfg: PositionalConfig, d_model: int, num_heads: int) -> None:
@@ -464,6 +504,9 @@ def validate(cfg: PositionalConfig, d_model: int, num_heads: int, seq_len: int, 
         indexed = [name for name, cls in ENCODINGS.items() if cls.position_indexed]
         raise ConfigError("model.randomized_positions", f"applies only to position-indexed encodings "
                                                         f"({', '.join(indexed)}), not {cfg.pe!r}")
+    if cfg.coupling_window and encoding not in (Coupled, CoupledRoPE):
+        raise ConfigError("model.coupling_window", f"applies only to the coupled encodings (coupled, coupled_rope), "
+                                                   f"not {cfg.pe!r}")
     encoding.check(cfg, d_model, num_heads)
     needed = positions_needed(cfg, seq_len)
     if cfg.max_positions < needed:

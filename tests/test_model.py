@@ -105,7 +105,8 @@ def test_rope_scores_depend_only_on_distance(rope_scores, positions, shift):
 
 @pytest.fixture(scope="module", params=["alibi", "t5", "fire"])
 def bias_function(request):
-    return quick_jit(encoding(request.param).attention_bias)
+    bias = encoding(request.param).attention_bias
+    return quick_jit(lambda positions_T: bias(None, positions_T))
 
 
 @FEW
@@ -133,7 +134,7 @@ def test_fire_interpolates_past_its_threshold():
     # With threshold 4, a query at 40 sees distance 40 as psi(40)/psi(40) = 1, like one at 8
     # sees distance 8: longer inputs map into the trained range.
     fire = build(tiny("fire", fire_init_threshold=4.0), nnx.Rngs(params=jax.random.key(3)))
-    bias = quick_jit(fire.attention_bias)
+    bias = quick_jit(lambda positions_T: fire.attention_bias(None, positions_T))
     bias_8 = bias(jnp.arange(9))[0, :, 8, 0]
     bias_40 = bias(jnp.arange(41))[0, :, 40, 0]
     np.testing.assert_allclose(bias_40, bias_8, atol=1e-6)
@@ -295,6 +296,11 @@ def test_unknown_encoding_lists_the_allowed():
      "model.attention_impl: cudnn is not offered with 'alibi'"),
     (dict(attention_impl="cudnn"), "model.attention_impl: cudnn needs compute_dtype 'bfloat16'"),
     (dict(recurrences=0), "model.recurrences: must be a positive integer, got 0"),
+    (dict(coupling_window=3), "model.coupling_window: applies only to the coupled encodings (coupled, "
+                              "coupled_rope), not 'learned'"),
+    (dict(pe="coupled", coupling_window=-1), "model.coupling_window: must be >= 0 (0 = no limit), got -1"),
+    (dict(pe="coupled_rope", coupling_window=2, attention_impl="cudnn", compute_dtype="bfloat16"),
+     "model.attention_impl: cudnn is not offered with 'coupled_rope', which adds an attention bias"),
     (dict(input_injection=True), "model.input_injection: needs model.recurrences > 1"),
 ])
 def test_bad_model_settings_name_their_field(overrides, message):
@@ -479,6 +485,39 @@ def test_coupled_answers_never_see_later_answer_tokens(pe):
         assert not np.allclose(after[r, start + r:], before[r, start + r:], atol=1e-6)
 
 
+@pytest.mark.parametrize("window", [1, 3])
+def test_the_coupling_window_hides_exactly_the_pairs_of_far_ids(window):
+    tokens_BxT = jnp.concatenate([_tokens("$653+049=2070;"), _tokens("$007+005=2100;")])
+    ids_BxT = np.asarray(positional.coupled_ids(tokens_BxT))
+    bias_Bx1xTxT = np.asarray(positional.coupling_window_bias(tokens_BxT, window))
+    assert bias_Bx1xTxT.shape == (2, 1, 14, 14)
+    for row in range(2):
+        for q in range(14):
+            for k in range(14):
+                far = abs(int(ids_BxT[row, q]) - int(ids_BxT[row, k])) > window
+                assert bias_Bx1xTxT[row, 0, q, k] == (positional.MASKED_SCORE if far else 0.0)
+    # "653" + "049" with window 1: '=' (id 1) sees the units (id 2) and the symbols (id 0), not the
+    # tens (id 3); the units digit of the answer (id 2) sees the tens (id 3) but not the hundreds.
+    text = "$653+049=2070;"
+    equals, tens_a, hundreds_a = text.index("="), 2, 1
+    if window == 1:
+        assert bias_Bx1xTxT[0, 0, equals, text.index("+") - 1] == 0.0
+        assert bias_Bx1xTxT[0, 0, equals, tens_a] == positional.MASKED_SCORE
+        assert bias_Bx1xTxT[0, 0, equals + 1, tens_a] == 0.0
+        assert bias_Bx1xTxT[0, 0, equals + 1, hundreds_a] == positional.MASKED_SCORE
+
+
+@pytest.mark.parametrize("pe", ["coupled", "coupled_rope"])
+def test_a_window_wider_than_every_id_distance_changes_nothing_and_a_narrow_one_does(pe):
+    tokens_BxT = jnp.concatenate([_tokens("$653+049=2070;"), _tokens("$107+095=2020;")])
+    logits = {}
+    for window in (0, 10, 1):
+        graphdef, params = model.init(tiny(pe, coupling_window=window), VOCAB, jax.random.key(0))
+        logits[window] = np.asarray(model.apply(graphdef, params, tokens_BxT, jax.random.key(5)))
+    np.testing.assert_allclose(logits[10], logits[0], atol=1e-6)
+    assert not np.allclose(logits[1], logits[0], atol=1e-4)
+
+
 # ---------------------------------------------------------------------------------------------
 # Looped transformer with input injection.
 
@@ -515,6 +554,7 @@ def test_loops_share_weights_and_count_their_flops_per_pass():
 
 
 @pytest.mark.parametrize("pe, overrides", [(pe, {}) for pe in ENCODINGS] + [
+    ("coupled", dict(coupling_window=1)), ("coupled_rope", dict(coupling_window=2)),
     ("rope", dict(randomized_positions=True)), ("learned", dict(recurrences=2, input_injection=True)),
     ("learned", dict(tied_embeddings=True))])
 def test_cached_decoding_writes_what_full_recomputation_writes(pe, overrides):
