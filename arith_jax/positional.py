@@ -504,7 +504,7 @@ def validate(cfg: PositionalConfig, d_model: int, num_heads: int, seq_len: int, 
         indexed = [name for name, cls in ENCODINGS.items() if cls.position_indexed]
         raise ConfigError("model.randomized_positions", f"applies only to position-indexed encodings "
                                                         f"({', '.join(indexed)}), not {cfg.pe!r}")
-    if cfg.coupling_window and encoding not in (Coupled, CoupledRoPE):
+    if cfg.coupling_window and not issubclass(encoding, CouplingWindow):
         raise ConfigError("model.coupling_window", f"applies only to the coupled encodings (coupled, coupled_rope), "
                                                    f"not {cfg.pe!r}")
     encoding.check(cfg, d_model, num_heads)

@@ -104,16 +104,17 @@ coupling_200() {
 }
 
 # coupling_cpu (#10): configs/coupling_addition_cpu.py (1 layer, width 128, 1-10 digits, evaluated
-# to 100) with 3 seeds x lr {1e-3, 3e-3} x wd {0, 0.1}; as shipped, through rotary coupled ids, and
-# with 4x the steps.
+# to 100) without its attention window and at its former 6000 steps (docs/results.md 6), with
+# 3 seeds x lr {1e-3, 3e-3} x wd {0, 0.1}; through the learned table, through rotary coupled ids,
+# and with 4x the steps.
 coupling_cpu() {
   local grid="--config.population.seeds=(0,1,2) --config.population.learning_rates=(1e-3,3e-3)
     --config.population.weight_decays=(0.0,0.1) --config.eval.lengths=(10,20,30,50,100)
-    --config.train.steps_per_dispatch=200"
+    --config.train.steps_per_dispatch=200 --config.model.coupling_window=0"
   stage sweep_coupling_cpu 60 $TRAIN --config=configs/coupling_addition_cpu.py \
-    --workdir="$WORK/sweep_coupling_cpu" $QUIET $grid --config.eval.every=2000
+    --workdir="$WORK/sweep_coupling_cpu" $QUIET $grid --config.train.steps=6000 --config.eval.every=2000
   stage sweep_coupling_cpu_rope 60 $TRAIN --config=configs/coupling_addition_cpu.py \
-    --workdir="$WORK/sweep_coupling_cpu_rope" $QUIET $grid --config.eval.every=2000 --config.model.pe=coupled_rope
+    --workdir="$WORK/sweep_coupling_cpu_rope" $QUIET $grid --config.train.steps=6000 --config.eval.every=2000 --config.model.pe=coupled_rope
   stage sweep_coupling_cpu_24k 90 $TRAIN --config=configs/coupling_addition_cpu.py \
     --workdir="$WORK/sweep_coupling_cpu_24k" $QUIET $grid --config.train.steps=24000 --config.eval.every=6000
 }
