@@ -133,9 +133,10 @@ class Attention(nnx.Module):
         return self.out(heads_BxTxNxH.reshape(batch, seq_len, d_model))
 
 
-    def decode(self, x_BxD, encoding, rotary_B, bias_BxNxTxT, cache, position_B):
-        """Attention of one new token per row, at `position_B` (rotary position `rotary_B`), over
-        the cached keys and values (this token's own written in first): (out_BxD, updated cache)."""
+    def decode(self, x_BxD, encoding, rotary_B, bias_BxNxT, cache, position_B):
+        """Attention of one new token per row, at `position_B` (rotary position `rotary_B`, score
+        bias row `bias_BxNxT` or None), over the cached keys and values (this token's own written
+        in first): (out_BxD, updated cache)."""
         k_cache_BxTxNxH, v_cache_BxTxNxH = cache
         rows_B = jnp.arange(x_BxD.shape[0])
         # rotate() works position by position: the rows stand in for its T axis.
@@ -145,11 +146,8 @@ class Attention(nnx.Module):
         q_BxNxH = q_1xBxNxH[0]
         scores_BxNxT = jnp.einsum("bnh,btnh->bnt", q_BxNxH, k_cache_BxTxNxH).astype(jnp.float32)
         scores_BxNxT = scores_BxNxT / jnp.sqrt(jnp.float32(q_BxNxH.shape[-1]))
-        if bias_BxNxTxT is not None:  # the query's row: per position (1xN..) or per example (Bx1..)
-            if bias_BxNxTxT.shape[0] == 1:
-                scores_BxNxT = scores_BxNxT + jnp.transpose(bias_BxNxTxT[0][:, position_B], (1, 0, 2))
-            else:
-                scores_BxNxT = scores_BxNxT + bias_BxNxTxT[rows_B, :, position_B]
+        if bias_BxNxT is not None:  # BxNxT, or Bx1xT (the same for every head)
+            scores_BxNxT = scores_BxNxT + bias_BxNxT
         seen_BxT = jnp.arange(k_cache_BxTxNxH.shape[1])[None, :] <= position_B[:, None]
         scores_BxNxT = jnp.where(seen_BxT[:, None, :], scores_BxNxT, -jnp.inf)
         weights_BxNxT = jax.nn.softmax(scores_BxNxT, axis=-1).astype(v_cache_BxTxNxH.dtype)
@@ -195,10 +193,10 @@ class Block(nnx.Module):
         mlp_BxTxD = self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x_BxTxD))))
         return x_BxTxD + self.dropout(mlp_BxTxD, deterministic=key is None, rngs=mlp_key)
 
-    def decode(self, x_BxD, encoding, rotary_B, bias_BxNxTxT, cache, position_B):
+    def decode(self, x_BxD, encoding, rotary_B, bias_BxNxT, cache, position_B):
         """The block for one new token per row (evaluation: no dropout), with its KV cache."""
         attended_BxD, cache = self.attention.decode(self.attention_norm(x_BxD), encoding, rotary_B,
-                                                    bias_BxNxTxT, cache, position_B)
+                                                    bias_BxNxT, cache, position_B)
         x_BxD = x_BxD + attended_BxD
         return x_BxD + self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x_BxD)))), cache
 
@@ -235,13 +233,18 @@ class Transformer(nnx.Module):
         bias_BxNxTxT = self.encoding.attention_bias(tokens_BxT, positions_T)
         rotary = self.encoding.rotary_positions(tokens_BxT, positions_T, encoding_key)  # T or BxT
         input_BxTxD = x_BxTxD
-        for recurrence in range(self.cfg.recurrences):
-            if recurrence and self.cfg.input_injection:
+        for i, (block, inject_input) in enumerate(self._block_passes()):
+            if inject_input:
                 x_BxTxD = x_BxTxD + input_BxTxD
-            for i, block in enumerate(self.blocks):
-                x_BxTxD = block(x_BxTxD, self.encoding, rotary, bias_BxNxTxT,
-                                block_keys[recurrence * len(self.blocks) + i], kv_out)
+            x_BxTxD = block(x_BxTxD, self.encoding, rotary, bias_BxNxTxT, block_keys[i], kv_out)
         return self._head(x_BxTxD, return_hidden)
+
+    def _block_passes(self):
+        """(block, whether the embedded input is added back before it) for every block pass in
+        order: the blocks `recurrences` times over, with input injection before each repeat."""
+        for recurrence in range(self.cfg.recurrences):
+            for i, block in enumerate(self.blocks):
+                yield block, recurrence > 0 and i == 0 and self.cfg.input_injection
 
     def __call__(self, tokens_BxT: jax.Array, key: jax.Array | None = None, return_hidden: bool = False):
         return self.forward(tokens_BxT, key, return_hidden)
@@ -268,17 +271,15 @@ class Transformer(nnx.Module):
         position_embedding = self.encoding.embedding(tokens_BxT, positions_T, None)
         if position_embedding is not None:
             x_BxD = x_BxD + at_new_token(position_embedding, position_embedding.ndim == 3)
-        bias_BxNxTxT = self.encoding.attention_bias(tokens_BxT, positions_T)
+        bias_BxNxT = self.encoding.attention_bias(tokens_BxT, positions_T, position_B)  # the new token's row
         rotary = self.encoding.rotary_positions(tokens_BxT, positions_T, None)
         rotary_B = at_new_token(rotary, rotary.ndim == 2)
         input_BxD, new_cache = x_BxD, []
-        for recurrence in range(self.cfg.recurrences):
-            if recurrence and self.cfg.input_injection:
+        for i, (block, inject_input) in enumerate(self._block_passes()):
+            if inject_input:
                 x_BxD = x_BxD + input_BxD
-            for block in self.blocks:
-                x_BxD, block_cache = block.decode(x_BxD, self.encoding, rotary_B, bias_BxNxTxT,
-                                                  cache[len(new_cache)], position_B)
-                new_cache.append(block_cache)
+            x_BxD, block_cache = block.decode(x_BxD, self.encoding, rotary_B, bias_BxNxT, cache[i], position_B)
+            new_cache.append(block_cache)
         return self._head(x_BxD, False), new_cache
 
     def _head(self, x, return_hidden: bool):

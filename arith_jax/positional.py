@@ -6,8 +6,9 @@ the ones it cares about (the base class answers "nothing", which is exactly NoPE
 
 - ``embedding``: a vector added to the token embeddings (learned, sinusoidal, abacus);
 - ``rotate``: queries and keys rotated by position before the scores (rope);
-- ``attention_bias``: an additive ``1 x N x T x T`` bias on the scores (alibi, t5, fire), computed
-  once and shared by every layer, as T5 and FIRE do.
+- ``attention_bias``: an additive ``1 x N x T x T`` bias on the scores (alibi, t5, fire; the
+  coupling window's is ``B x 1 x T x T``), computed once and shared by every layer, as T5 and
+  FIRE do; KV-cached decoding asks only for the decoded token's row.
 
 Positions are one ``positions_T`` vector per forward pass, shared by the whole batch: with
 ``randomized_positions`` (Ruoss et al. 2023) they are a sorted random subset of
@@ -115,9 +116,12 @@ class PositionalEncoding(nnx.Module):
     def rotate(self, q_BxTxNxH: jax.Array, k_BxTxNxH: jax.Array, positions_T: jax.Array) -> tuple[jax.Array, jax.Array]:
         return q_BxTxNxH, k_BxTxNxH
 
-    def attention_bias(self, tokens_BxT: jax.Array, positions_T: jax.Array) -> jax.Array | None:
-        """Added to the attention scores: ``1xNxTxT`` (by position) or ``Bx1xTxT`` (read from the
-        tokens) float32, or None."""
+    def attention_bias(self, tokens_BxT: jax.Array, positions_T: jax.Array,
+                       query_B: jax.Array | None = None) -> jax.Array | None:
+        """Added to the attention scores, float32, or None. For every query position (``query_B``
+        None): ``1xNxTxT`` (by position) or ``Bx1xTxT`` (read from the tokens). For one query
+        position per example (``query_B``, KV-cached decoding): only those rows, ``BxNxT`` or
+        ``Bx1xT``, so a decoded token costs O(T), not O(T^2)."""
         return None
 
     @classmethod
@@ -201,9 +205,19 @@ def alibi_slopes(num_heads: int) -> np.ndarray:
     return np.asarray(geometric(closest_power) + extra, dtype=np.float32)
 
 
-def _distance_TxT(positions_T: jax.Array) -> jax.Array:
-    """query position minus key position (>= 0 wherever causal attention looks)."""
-    return positions_T[:, None] - positions_T[None, :]
+def _distance_QxT(positions_T: jax.Array, query_B: jax.Array | None) -> jax.Array:
+    """Query position minus key position (>= 0 wherever causal attention looks), for every query
+    (``TxT``) or for the one query ``query_B`` of each example (``BxT``)."""
+    return _query_positions(positions_T, query_B)[:, None] - positions_T[None, :]
+
+
+def _query_positions(positions_T: jax.Array, query_B: jax.Array | None) -> jax.Array:
+    return positions_T if query_B is None else positions_T[query_B]
+
+
+def _heads_first(bias_QxTxN: jax.Array, query_B: jax.Array | None) -> jax.Array:
+    """A per-position bias in attention_bias's layout: ``1xNxTxT``, or ``BxNxT`` for decoding."""
+    return jnp.transpose(bias_QxTxN, (2, 0, 1))[None] if query_B is None else jnp.transpose(bias_QxTxN, (0, 2, 1))
 
 
 class ALiBi(PositionalEncoding):
@@ -215,9 +229,9 @@ class ALiBi(PositionalEncoding):
     def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
         self.num_heads = num_heads
 
-    def attention_bias(self, tokens_BxT, positions_T):
-        slopes_Nx1x1 = jnp.asarray(alibi_slopes(self.num_heads))[:, None, None]
-        return (-slopes_Nx1x1 * _distance_TxT(positions_T).astype(jnp.float32))[None]
+    def attention_bias(self, tokens_BxT, positions_T, query_B=None):
+        slopes_N = jnp.asarray(alibi_slopes(self.num_heads))
+        return _heads_first(-_distance_QxT(positions_T, query_B).astype(jnp.float32)[..., None] * slopes_N, query_B)
 
 
 def t5_buckets(distance: jax.Array, num_buckets: int, max_distance: int) -> jax.Array:
@@ -250,9 +264,9 @@ class T5(PositionalEncoding):
             raise ConfigError("model.t5_max_distance", f"must exceed t5_num_buckets / 2 = "
                                                        f"{cfg.t5_num_buckets // 2}, got {cfg.t5_max_distance}")
 
-    def attention_bias(self, tokens_BxT, positions_T):
-        bucket_TxT = t5_buckets(_distance_TxT(positions_T), self.num_buckets, self.max_distance)
-        return jnp.transpose(self.table(bucket_TxT), (2, 0, 1))[None]
+    def attention_bias(self, tokens_BxT, positions_T, query_B=None):
+        bucket_QxT = t5_buckets(_distance_QxT(positions_T, query_B), self.num_buckets, self.max_distance)
+        return _heads_first(self.table(bucket_QxT), query_B)
 
 
 class FIRE(PositionalEncoding):
@@ -285,15 +299,15 @@ class FIRE(PositionalEncoding):
         if cfg.fire_init_threshold <= 0:
             raise ConfigError("model.fire_init_threshold", f"must be > 0, got {cfg.fire_init_threshold}")
 
-    def attention_bias(self, tokens_BxT, positions_T):
+    def attention_bias(self, tokens_BxT, positions_T, query_B=None):
         c = self.c[...]
         psi = lambda x: jnp.log(jnp.abs(c * x) + 1.0)
         position_T = positions_T.astype(jnp.float32)
         threshold = jnp.abs(self.threshold_scale[...] * self.initial_threshold)
-        normaliser_Tx1 = psi(jnp.maximum(position_T, threshold))[:, None] + self.EPSILON
-        relative_TxTx1 = (psi(_distance_TxT(position_T)) / normaliser_Tx1)[..., None]
-        bias_TxTxN = self.out(jax.nn.relu(self.hidden(relative_TxTx1)))
-        return jnp.transpose(bias_TxTxN, (2, 0, 1))[None]
+        query_Q = _query_positions(position_T, query_B)
+        normaliser_Qx1 = psi(jnp.maximum(query_Q, threshold))[:, None] + self.EPSILON
+        relative_QxTx1 = (psi(_distance_QxT(position_T, query_B)) / normaliser_Qx1)[..., None]
+        return _heads_first(self.out(jax.nn.relu(self.hidden(relative_QxTx1))), query_B)
 
 
 def shift_by_random_offset(ids_BxT: jax.Array, key: jax.Array | None, max_offset: int) -> jax.Array:
@@ -373,13 +387,15 @@ def coupled_ids(tokens_BxT: jax.Array) -> jax.Array:
 MASKED_SCORE = -1e9
 
 
-def coupling_window_bias(tokens_BxT: jax.Array, window: int) -> jax.Array:
-    """``Bx1xTxT``: 0 where the coupled ids of query and key differ by at most ``window``,
-    MASKED_SCORE elsewhere. Read from the unshifted ids (a random offset moves every digit's id
-    alike), so a token always sees itself."""
+def coupling_window_bias(tokens_BxT: jax.Array, window: int, query_B: jax.Array | None = None) -> jax.Array:
+    """``Bx1xTxT`` (or ``Bx1xT``, the rows ``query_B``): 0 where the coupled ids of query and key
+    differ by at most ``window``, MASKED_SCORE elsewhere. Read from the unshifted ids (a random
+    offset moves every digit's id alike), so a token always sees itself."""
     ids_BxT = coupled_ids(tokens_BxT)
-    far_BxTxT = jnp.abs(ids_BxT[:, :, None] - ids_BxT[:, None, :]) > window
-    return jnp.where(far_BxTxT, MASKED_SCORE, 0.0).astype(jnp.float32)[:, None]
+    query_ids_BxQ = ids_BxT if query_B is None else ids_BxT[jnp.arange(ids_BxT.shape[0]), query_B][:, None]
+    far_BxQxT = jnp.abs(query_ids_BxQ[:, :, None] - ids_BxT[:, None, :]) > window
+    far = far_BxQxT if query_B is None else far_BxQxT[:, 0]
+    return jnp.where(far, MASKED_SCORE, 0.0).astype(jnp.float32)[:, None]
 
 
 class CouplingWindow:
@@ -391,8 +407,8 @@ class CouplingWindow:
     def biases_attention(cls, cfg: PositionalConfig) -> bool:
         return cfg.coupling_window > 0
 
-    def attention_bias(self, tokens_BxT, positions_T):
-        return coupling_window_bias(tokens_BxT, self.window) if self.window else None
+    def attention_bias(self, tokens_BxT, positions_T, query_B=None):
+        return coupling_window_bias(tokens_BxT, self.window, query_B) if self.window else None
 
 
 class Coupled(CouplingWindow, PositionalEncoding):

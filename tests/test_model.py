@@ -119,6 +119,17 @@ def test_relative_biases_are_shift_invariant(bias_function, positions, shift):
     np.testing.assert_allclose(np.asarray(bias_function(positions_T + shift)), bias_1xNxTxT, atol=1e-6)
 
 
+@pytest.mark.parametrize("pe", ["alibi", "t5", "fire"])
+def test_a_decoded_row_of_a_bias_is_that_row_of_the_full_bias(pe):
+    # KV-cached decoding asks for one query row per example instead of the whole T x T bias.
+    bias = encoding(pe).attention_bias
+    positions_T, query_B = jnp.arange(3, 12), jnp.array([8, 0, 4])
+    full_1xNxTxT = np.asarray(bias(None, positions_T))
+    rows_BxNxT = np.asarray(bias(None, positions_T, query_B))
+    assert rows_BxNxT.shape == (3, TINY["num_heads"], 9)
+    np.testing.assert_allclose(rows_BxNxT, np.transpose(full_1xNxTxT[0][:, query_B], (1, 0, 2)), atol=1e-6)
+
+
 def test_learned_absolute_scores_change_under_a_shift():
     learned = encoding("learned")
     positions_T = jnp.arange(6)
@@ -496,6 +507,9 @@ def test_the_coupling_window_hides_exactly_the_pairs_of_far_ids(window):
             for k in range(14):
                 far = abs(int(ids_BxT[row, q]) - int(ids_BxT[row, k])) > window
                 assert bias_Bx1xTxT[row, 0, q, k] == (positional.MASKED_SCORE if far else 0.0)
+    query_B = jnp.array([9, 3])  # one decoded row per example
+    rows_Bx1xT = np.asarray(positional.coupling_window_bias(tokens_BxT, window, query_B))
+    np.testing.assert_array_equal(rows_Bx1xT, np.stack([bias_Bx1xTxT[0, :, 9], bias_Bx1xTxT[1, :, 3]]))
     # "653" + "049" with window 1: '=' (id 1) sees the units (id 2) and the symbols (id 0), not the
     # tens (id 3); the units digit of the answer (id 2) sees the tens (id 3) but not the hundreds.
     text = "$653+049=2070;"
