@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import os
 import statistics
 from collections import defaultdict
@@ -37,6 +38,7 @@ from arith_jax.writers import (
     png_bytes,
     read_results,
     safe_file_name,
+    selection_scores,
 )
 
 REPORT_FILE = "report.md"
@@ -94,13 +96,10 @@ def best_records(records: Iterable[Mapping], select_lengths: Sequence[int]) -> l
     pick checkpoints by held-out lengths. The selection reads the same examples the tables
     show at those lengths, so their numbers there are optimistic; other lengths are not."""
     records = list(records)
-    scores: dict[tuple[str, int], list[float]] = defaultdict(list)
-    for r in records:
-        if r["length"] in select_lengths:
-            scores[r["member_name"], r["step"]].append(r["acc"])
     best: dict[str, tuple[float, int]] = {}
-    for (member, step), accs in scores.items():
-        best[member] = max(best.get(member, (-1.0, -1)), (sum(accs) / len(accs), step))
+    for (member, step), score in selection_scores(records, select_lengths).items():
+        if not math.isnan(score):  # as in training, an evaluation with a null accuracy never wins
+            best[member] = max(best.get(member, (-1.0, -1)), (score, step))
     return [r for r in records if r["member_name"] in best and r["step"] == best[r["member_name"]][1]]
 
 

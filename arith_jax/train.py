@@ -488,7 +488,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = Tr
                     _write_eval_scalars(tb, last_records, names, step)
                 if config.eval.select_lengths:
                     for run in runs:
-                        scores = selection_scores(last_records, run.names, config.eval.select_lengths)
+                        scores = selection_scores(last_records, run.names, config.eval.select_lengths, step)
                         run.state = run.program.keep_best(run.state, sharding.put_members(scores, run.program.mesh),
                                                           np.int32(step))
                 longest = max(config.eval.lengths)
@@ -510,14 +510,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, console: bool = Tr
     return TrainResult(last_records, runs, step, reporter.latest_loss)
 
 
-def selection_scores(records: list[dict], names: list[str], select_lengths) -> np.ndarray:
-    """Per member of `names`: its mean exact match over `select_lengths` in `records` (one
-    evaluation), the score that picks its best checkpoint; NaN where a value is not finite."""
-    by_name = {name: [] for name in names}
-    for r in records:
-        if r["length"] in select_lengths and r["member_name"] in by_name:
-            by_name[r["member_name"]].append(np.nan if r["acc"] is None else r["acc"])
-    return np.asarray([np.mean(by_name[name]) for name in names], np.float32)
+def selection_scores(records: list[dict], names: list[str], select_lengths, step: int) -> np.ndarray:
+    """Per member of `names`: its score (writers.selection_scores, the rule report applies too)
+    at the evaluation of `step` in `records`; NaN where it has none."""
+    scores = writers.selection_scores(records, select_lengths)
+    return np.asarray([scores.get((name, step), np.nan) for name in names], np.float32)
 
 
 class Interrupted(Exception):

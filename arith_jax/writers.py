@@ -378,6 +378,17 @@ def read_results(workdir: str) -> list[dict]:
 # Console progress
 
 
+def selection_scores(records: Iterable[Mapping], select_lengths: Sequence[int]) -> dict[tuple[str, int], float]:
+    """Per (member_name, step) evaluation in `records`: its mean exact match over
+    `select_lengths`, the score that picks a member's best checkpoint (in training) and its
+    selected evaluation (in report). NaN where an accuracy is null: such an evaluation never wins."""
+    accs: dict[tuple[str, int], list[float]] = {}
+    for r in records:
+        if r["length"] in select_lengths:
+            accs.setdefault((r["member_name"], r["step"]), []).append(math.nan if r["acc"] is None else r["acc"])
+    return {key: float(np.mean(values)) for key, values in accs.items()}
+
+
 def _format_duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"

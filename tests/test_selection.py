@@ -29,11 +29,14 @@ def test_keep_best_holds_the_latest_of_the_best_scores(scores):
 
 
 def test_selection_scores_average_the_selected_lengths_per_member():
-    records = [{"member_name": name, "length": n, "acc": acc}
+    records = [{"member_name": name, "step": 10, "length": n, "acc": acc}
                for name, accs in [("a", (1.0, 0.5, 0.0)), ("b", (0.0, 0.25, None))] for n, acc in zip((1, 2, 3), accs)]
-    assert train.selection_scores(records, ["b", "a"], (2,)).tolist() == [0.25, 0.5]
-    scores = train.selection_scores(records, ["a", "b"], (2, 3))
+    assert train.selection_scores(records, ["b", "a"], (2,), 10).tolist() == [0.25, 0.5]
+    scores = train.selection_scores(records, ["a", "b"], (2, 3), 10)
     assert scores[0] == 0.25 and np.isnan(scores[1])
+    assert np.isnan(train.selection_scores(records, ["a"], (2,), 20)).all()  # no evaluation at that step
+    # report applies the same rule: b's evaluation with a null accuracy is never selected.
+    assert {r["member_name"] for r in report.best_records(records, (2, 3))} == {"a"}
 
 
 @pytest.fixture(scope="module")
