@@ -15,8 +15,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from arith_jax import default_config
-from arith_jax.errors import ConfigError
-from arith_jax.exit_codes import EXIT_BAD_CONFIG, EXIT_RETRY
+from arith_jax.errors import ConfigError, print_error
+from arith_jax.exit_codes import EXIT_RETRY
 
 COMMANDS = ("train", "eval", "report", "analyze", "data", "launch")
 USAGE = f"""usage: arith-jax {{{'|'.join(COMMANDS)}}} [--flags]
@@ -49,9 +49,8 @@ flags.DEFINE_string("shard", "", "train: i/K trains the i-th of K disjoint share
                                  "<workdir>/share-i-of-K (a sweep split over slices; report merges them).")
 
 
-def _fail(error: Exception) -> None:
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(EXIT_BAD_CONFIG)
+def _fail(error: ConfigError) -> None:
+    sys.exit(print_error(error))
 
 
 def _saved_config(workdir: str):

@@ -4,6 +4,10 @@ Every check on user input raises ConfigError with a single line that starts with
 config field (``task.moduli: ...``) and says what is allowed, before anything compiles.
 """
 
+import sys
+
+from arith_jax.exit_codes import EXIT_BAD_CONFIG
+
 
 class ConfigError(ValueError):
     """Bad user input: a config field, a CLI flag or a data file."""
@@ -11,3 +15,10 @@ class ConfigError(ValueError):
     def __init__(self, field: str, message: str):
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+def print_error(error: ConfigError) -> int:
+    """Print bad input the one way every command does (``error: <field>: ...`` on stderr) and
+    return the exit code that tells a launcher not to retry."""
+    print(f"error: {error}", file=sys.stderr)
+    return EXIT_BAD_CONFIG

@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 
-from arith_jax.errors import ConfigError
+from arith_jax.errors import ConfigError, print_error
 from arith_jax.exit_codes import EXIT_BAD_CONFIG, EXIT_OK, EXIT_RETRY
 
 # Default TPU software version per generation: the images Cloud TPU's "TPU software versions"
@@ -643,8 +643,7 @@ def main(argv: list[str], runner=None, sleep=None) -> int:
         jobs = share_names(args.name, args.shares)
         return perform(skypilot_steps(args, jobs), args.dry_run, runner, keep_going=args.action == "cancel")
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
+        return print_error(error)
 
 
 if __name__ == "__main__":
