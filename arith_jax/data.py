@@ -4,9 +4,9 @@ Every source answers the same five calls:
 - device_data(data_seeds) -> pytree with a leading member axis, or None; built once.
 - next_host_chunk(num_steps) -> pytree of numpy arrays [num_steps, M, ...], or None: host
   inputs for the next num_steps steps (only the file source has any).
-- batch(member_data, host_step, key, step, modulus) -> tasks.Batch: traced, ONE member; the
-  same as `batch_function`'s pure function for the source's settings, which is what the
-  compiled trainer uses.
+- batch(member_data, host_step, key, step, modulus) -> tasks.Batch: traced, ONE member: the
+  source class's `device_batch` for its settings, the same pure function `batch_function`
+  gives the compiled trainer (which never holds a source object).
 - get_state() / set_state(state): JSON-serialisable position of the stream ({} if none).
 
 Answers are always computed on the device with the member's modulus, so one set of
@@ -32,7 +32,22 @@ from arith_jax.errors import ConfigError
 SOURCES = ("online", "finite", "files")
 
 
-class _DeviceOnlySource:
+class _Source:
+    """What every source shares: `batch` is its device half (`device_batch`, the pure function
+    `batch_function` compiles), built once from the source's settings."""
+
+    _batch_fn = None
+
+    @staticmethod
+    def device_batch(spec: tasks.TaskSpec, sampling: tasks.Sampling, batch_size: int, size: int):
+        """(member_data, host_step, key, step, modulus) -> tasks.Batch of one member."""
+        raise NotImplementedError
+
+    def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
+        return self._batch_fn(member_data, host_step, key, step, modulus)
+
+
+class _DeviceOnlySource(_Source):
     """The host side of a source whose examples all come from the device: nothing to feed,
     nothing to save."""
 
@@ -51,12 +66,18 @@ class OnlineSource(_DeviceOnlySource):
 
     def __init__(self, spec: tasks.TaskSpec, sampling: tasks.Sampling, batch_size: int):
         self.spec, self.sampling, self.batch_size = spec, sampling, batch_size
+        self._batch_fn = self.device_batch(spec, sampling, batch_size, 0)
+
+    @classmethod
+    def create(cls, spec, sampling, batch_size, *, size, exclude, paths, moduli):
+        return cls(spec, sampling, batch_size)
+
+    @staticmethod
+    def device_batch(spec, sampling, batch_size, size):
+        return functools.partial(online_batch, spec, sampling, batch_size)
 
     def device_data(self, data_seeds: list[int]):
         return None
-
-    def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
-        return online_batch(self.spec, self.sampling, self.batch_size, member_data, host_step, key, step, modulus)
 
 
 def _pair_rows(a_NxW, b_NxW) -> np.ndarray:
@@ -93,6 +114,15 @@ class FiniteSource(_DeviceOnlySource):
         # Candidates per draw: twice the set, so one or two draws usually suffice; a power of
         # two in [4096, 2^20] keeps compiles few and device memory bounded.
         self._candidates = min(2**20, max(4096, 1 << (2 * size - 1).bit_length()))
+        self._batch_fn = self.device_batch(spec, sampling, batch_size, size)
+
+    @classmethod
+    def create(cls, spec, sampling, batch_size, *, size, exclude, paths, moduli):
+        return cls(spec, sampling, batch_size, size, exclude)
+
+    @staticmethod
+    def device_batch(spec, sampling, batch_size, size):
+        return functools.partial(finite_batch, spec, size, batch_size)
 
     def _excluded_pairs(self, exclude) -> np.ndarray:
         """The distinct excluded pairs this sampling could draw, as rows of width W."""
@@ -131,9 +161,6 @@ class FiniteSource(_DeviceOnlySource):
     def device_data(self, data_seeds: list[int]):
         pairs = [self.distinct_pairs(seed) for seed in data_seeds]
         return {"a": jnp.asarray(np.stack([a for a, _ in pairs])), "b": jnp.asarray(np.stack([b for _, b in pairs]))}
-
-    def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
-        return finite_batch(self.spec, self.size, self.batch_size, member_data, host_step, key, step, modulus)
 
 
 # ----------------------------------------------------------------------------------------
@@ -220,7 +247,7 @@ def read_records(spec: tasks.TaskSpec, paths: Sequence[str], moduli: Sequence[in
     return np.asarray(pairs, np.int8)
 
 
-class FileSource:
+class FileSource(_Source):
     """Operand pairs read from text files, shuffled per member by grain, repeated, batched.
 
     Each member reads the same records through its own grain pipeline (shuffle seeded by its
@@ -235,6 +262,15 @@ class FileSource:
         self.records_Nx2xW = read_records(spec, paths, moduli)
         self._iterators = []
         self._pending_state = None
+        self._batch_fn = self.device_batch(spec, sampling, batch_size, 0)
+
+    @classmethod
+    def create(cls, spec, sampling, batch_size, *, size, exclude, paths, moduli):
+        return cls(spec, sampling, batch_size, paths, moduli)
+
+    @staticmethod
+    def device_batch(spec, sampling, batch_size, size):
+        return functools.partial(file_batch, spec)
 
     def device_data(self, data_seeds: list[int]):
         # Reading is synchronous: the trainer fetches a chunk while the device runs the last.
@@ -253,9 +289,6 @@ class FileSource:
         steps = [np.stack([next(iterator) for iterator in self._iterators]) for _ in range(num_steps)]
         chunk_SxMxBx2xW = np.stack(steps)
         return {"a": chunk_SxMxBx2xW[:, :, :, 0], "b": chunk_SxMxBx2xW[:, :, :, 1]}
-
-    def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
-        return file_batch(self.spec, member_data, host_step, key, step, modulus)
 
     def get_state(self) -> dict:
         if not self._iterators:
@@ -284,6 +317,7 @@ class SamplingSwitch(_DeviceOnlySource):
 
     def __init__(self, sources: Sequence, member_sampling: Sequence[int]):
         self.sources, self.member_sampling = list(sources), np.asarray(member_sampling, np.int32)
+        self._batch_fn = functools.partial(switched_batch, [source.batch for source in self.sources])
 
     def device_data(self, data_seeds: list[int]):
         per_sampling = [source.device_data([s for s, k in zip(data_seeds, self.member_sampling) if k == i])
@@ -296,21 +330,21 @@ class SamplingSwitch(_DeviceOnlySource):
                                                          zip(self.member_sampling, rank)]), *per_sampling)
         return {"sampling": self.member_sampling, "data": data}
 
-    def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
-        return switched_batch([source.batch for source in self.sources], member_data, host_step, key, step, modulus)
-
 
 def make_source(kind: str, spec: tasks.TaskSpec, sampling: tasks.Sampling, batch_size: int, *, size: int = 0,
                 exclude: Sequence[tuple[np.ndarray, np.ndarray]] = (), paths: Sequence[str] = (),
                 moduli: Sequence[int] = ()):
     """The source named by data.source; keyword arguments a kind does not use are ignored."""
-    if kind == "online":
-        return OnlineSource(spec, sampling, batch_size)
-    if kind == "finite":
-        return FiniteSource(spec, sampling, batch_size, size, exclude)
-    if kind == "files":
-        return FileSource(spec, sampling, batch_size, paths, moduli)
-    raise ConfigError("data.source", f"unknown source {kind!r}; allowed: {', '.join(SOURCES)}")
+    return source_class(kind).create(spec, sampling, batch_size, size=size, exclude=exclude, paths=paths,
+                                     moduli=moduli)
+
+
+def source_class(kind: str) -> type[_Source]:
+    """The class of data.source `kind`: one place that knows the names and says what is allowed."""
+    classes = {"online": OnlineSource, "finite": FiniteSource, "files": FileSource}
+    if kind not in classes:
+        raise ConfigError("data.source", f"unknown source {kind!r}; allowed: {', '.join(SOURCES)}")
+    return classes[kind]
 
 
 # ----------------------------------------------------------------------------------------
@@ -347,14 +381,5 @@ def switched_batch(batch_fns: Sequence, member_data, host_step, key, step, modul
 def batch_function(kind: str, spec: tasks.TaskSpec, samplings: Sequence, batch_size: int, size: int):
     """The device half of the source `make_source` builds for these settings (one per sampling,
     switched per member when there are several)."""
-    def one(sampling):
-        if kind == "online":
-            return functools.partial(online_batch, spec, sampling, batch_size)
-        if kind == "finite":
-            return functools.partial(finite_batch, spec, size, batch_size)
-        if kind == "files":
-            return functools.partial(file_batch, spec)
-        raise ConfigError("data.source", f"unknown source {kind!r}; allowed: {', '.join(SOURCES)}")
-
-    fns = [one(sampling) for sampling in samplings]
+    fns = [source_class(kind).device_batch(spec, sampling, batch_size, size) for sampling in samplings]
     return fns[0] if len(fns) == 1 else functools.partial(switched_batch, fns)
