@@ -39,6 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.d_model = 0
     c.model.d_ff = 0
     c.model.dropout = 0.0
+    # Training: Gaussian noise on each input embedding, std = this fraction of its RMS.
+    c.model.embedding_noise = 0.0
     c.model.tied_embeddings = False
     c.model.max_positions = 1024  # rows of the learned/abacus table; range of randomised positions
     c.model.randomized_positions = False

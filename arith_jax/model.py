@@ -24,6 +24,9 @@ COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # 'auto' lets JAX choose (today: XLA everywhere). 'cudnn' is the fused GPU kernel; it needs
 # bfloat16 and is not offered with an attention bias, whose shapes and gradient cuDNN restricts.
 ATTENTION_IMPLEMENTATIONS = {"auto": None, "xla": "xla", "cudnn": "cudnn"}
+# The embedding noise's key is fold_in(key, this), not another split of the forward pass's key,
+# so every other random stream (dropout, position offsets) is the same with or without it.
+EMBEDDING_NOISE_STREAM = 0x6E6F
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +36,11 @@ class ModelConfig:
     d_model: int
     d_ff: int
     dropout: float = 0.0
+    # Training only: Gaussian noise added to every input embedding (token + position), with a
+    # standard deviation of this fraction of that embedding's RMS. It penalises attention that
+    # reads positions whose content never bears on the answer (noise there only hurts), e.g.
+    # the padding zeros of digits never seen in training.
+    embedding_noise: float = 0.0
     tied_embeddings: bool = False
     compute_dtype: str = "float32"
     attention_impl: str = "auto"
@@ -86,6 +94,10 @@ class ModelConfig:
                                                        "before each pass after the first)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+        if isinstance(self.embedding_noise, bool) or not isinstance(self.embedding_noise, (int, float)) \
+                or not 0.0 <= self.embedding_noise <= 10.0:
+            raise ConfigError("model.embedding_noise", f"must be a number in [0, 10] (a fraction of the embedding's "
+                                                       f"RMS), got {self.embedding_noise!r}")
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ConfigError("model.compute_dtype", f"{self.compute_dtype!r} is not allowed; use one of "
                                                      f"{', '.join(COMPUTE_DTYPES)}")
@@ -228,6 +240,8 @@ class Transformer(nnx.Module):
         position_embedding = self.encoding.embedding(tokens_BxT, positions_T, encoding_key)
         if position_embedding is not None:
             x_BxTxD = x_BxTxD + position_embedding
+        if key is not None and self.cfg.embedding_noise > 0:
+            x_BxTxD = x_BxTxD + self._embedding_noise(x_BxTxD, jax.random.fold_in(key, EMBEDDING_NOISE_STREAM))
         x_BxTxD = self.embedding_dropout(x_BxTxD, deterministic=key is None, rngs=embedding_dropout_key)
         # 1xNxTxT (by position) or Bx1xTxT (read from the tokens): it broadcasts either way.
         bias_BxNxTxT = self.encoding.attention_bias(tokens_BxT, positions_T)
@@ -238,6 +252,12 @@ class Transformer(nnx.Module):
                 x_BxTxD = x_BxTxD + input_BxTxD
             x_BxTxD = block(x_BxTxD, self.encoding, rotary, bias_BxNxTxT, block_keys[i], kv_out)
         return self._head(x_BxTxD, return_hidden)
+
+    def _embedding_noise(self, x_BxTxD, key):
+        # Relative to each embedding's own RMS (not differentiated through), so the model cannot
+        # outgrow the noise by scaling its embeddings up.
+        rms_BxTx1 = jax.lax.stop_gradient(jnp.sqrt(jnp.mean(jnp.square(x_BxTxD), axis=-1, keepdims=True)))
+        return self.cfg.embedding_noise * rms_BxTx1 * jax.random.normal(key, x_BxTxD.shape, x_BxTxD.dtype)
 
     def _block_passes(self):
         """(block, whether the embedded input is added back before it) for every block pass in

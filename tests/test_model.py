@@ -293,6 +293,9 @@ def test_unknown_encoding_lists_the_allowed():
     (dict(num_heads=3), "model.num_heads: must divide d_model = 16, got 3"),
     (dict(dropout=1.0), "model.dropout: must be in [0, 1), got 1.0"),
     (dict(dropout=-0.1), "model.dropout: must be in [0, 1), got -0.1"),
+    (dict(embedding_noise=-0.5), "model.embedding_noise: must be a number in [0, 10] (a fraction of the "
+                                 "embedding's RMS), got -0.5"),
+    (dict(embedding_noise="0.1"), "model.embedding_noise: must be a number in [0, 10]"),
     (dict(compute_dtype="float16"), "model.compute_dtype: 'float16' is not allowed; use one of float32, bfloat16"),
     (dict(num_layers=0), "model.num_layers: must be a positive integer, got 0"),
     (dict(pe="abacus", randomized_positions=True),
@@ -618,3 +621,15 @@ def test_coupled_rope_scores_depend_only_on_the_difference_of_significances():
         if text.startswith("653"):
             reference = scores[:, units_a]
         np.testing.assert_allclose(scores[:, units_a], reference, rtol=1e-5)
+
+
+def test_embedding_noise_perturbs_training_passes_only():
+    tokens_BxT = jax.random.randint(jax.random.key(4), (3, 10), 0, VOCAB)
+    logits = {}
+    for noise in (0.0, 0.5):
+        graphdef, params = model.init(tiny("learned", embedding_noise=noise), VOCAB, jax.random.key(0))
+        logits[noise, "train"] = np.asarray(model.apply(graphdef, params, tokens_BxT, jax.random.key(5)))
+        logits[noise, "eval"] = np.asarray(model.apply(graphdef, params, tokens_BxT))
+    np.testing.assert_array_equal(logits[0.5, "eval"], logits[0.0, "eval"])  # evaluation: no noise
+    np.testing.assert_array_equal(logits[0.0, "train"], logits[0.0, "eval"])  # no dropout either
+    assert not np.allclose(logits[0.5, "train"], logits[0.0, "train"], atol=1e-4)
