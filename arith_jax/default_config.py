@@ -41,6 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.dropout = 0.0
     # Training: Gaussian noise on each input embedding, std = this fraction of its RMS.
     c.model.embedding_noise = 0.0
+    # Linear layers' init: 0 = LeCun normal; > 0 = GPT-2's normal(std), residual writes scaled.
+    c.model.init_std = 0.0
     c.model.tied_embeddings = False
     c.model.max_positions = 1024  # rows of the learned/abacus table; range of randomised positions
     c.model.randomized_positions = False

@@ -41,6 +41,11 @@ class ModelConfig:
     # reads positions whose content never bears on the answer (noise there only hurts), e.g.
     # the padding zeros of digits never seen in training.
     embedding_noise: float = 0.0
+    # Initialisation of the linear layers: 0 = Flax's LeCun normal (std 1/sqrt(fan_in), 0.14 for
+    # nano's width 48); > 0 = GPT-2's, as in the nanoGPT and minGPT code the seed papers train:
+    # normal with this std, and std / sqrt(2 x block passes) for the projections that write
+    # into the residual stream.
+    init_std: float = 0.0
     tied_embeddings: bool = False
     compute_dtype: str = "float32"
     attention_impl: str = "auto"
@@ -94,6 +99,9 @@ class ModelConfig:
                                                        "before each pass after the first)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+        if isinstance(self.init_std, bool) or not isinstance(self.init_std, (int, float)) \
+                or not 0.0 <= self.init_std <= 1.0:
+            raise ConfigError("model.init_std", f"must be a number in [0, 1] (0 = LeCun normal), got {self.init_std!r}")
         if isinstance(self.embedding_noise, bool) or not isinstance(self.embedding_noise, (int, float)) \
                 or not 0.0 <= self.embedding_noise <= 10.0:
             raise ConfigError("model.embedding_noise", f"must be a number in [0, 10] (a fraction of the embedding's "
@@ -116,13 +124,21 @@ class ModelConfig:
                                                           "an attention bias; use 'auto'")
 
 
+def kernel_init(cfg: ModelConfig, writes_residual: bool = False) -> dict:
+    """`nnx.Linear` keyword arguments for its kernel's initialisation under `cfg.init_std`."""
+    if cfg.init_std == 0:
+        return {}  # Flax's default, LeCun normal
+    std = cfg.init_std / (2 * cfg.num_layers * cfg.recurrences) ** 0.5 if writes_residual else cfg.init_std
+    return {"kernel_init": nnx.initializers.normal(stddev=std)}
+
+
 class Attention(nnx.Module):
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
         dtype = COMPUTE_DTYPES[cfg.compute_dtype]
         self.num_heads = cfg.num_heads
         self.implementation = ATTENTION_IMPLEMENTATIONS[cfg.attention_impl]
-        self.qkv = nnx.Linear(cfg.d_model, 3 * cfg.d_model, dtype=dtype, rngs=rngs)
-        self.out = nnx.Linear(cfg.d_model, cfg.d_model, dtype=dtype, rngs=rngs)
+        self.qkv = nnx.Linear(cfg.d_model, 3 * cfg.d_model, dtype=dtype, rngs=rngs, **kernel_init(cfg))
+        self.out = nnx.Linear(cfg.d_model, cfg.d_model, dtype=dtype, rngs=rngs, **kernel_init(cfg, True))
 
     def _projected(self, x_BxTxD, encoding, positions_T):
         batch, seq_len, d_model = x_BxTxD.shape
@@ -192,8 +208,8 @@ class Block(nnx.Module):
         self.attention_norm = nnx.LayerNorm(cfg.d_model, dtype=dtype, rngs=rngs)
         self.attention = Attention(cfg, rngs)
         self.mlp_norm = nnx.LayerNorm(cfg.d_model, dtype=dtype, rngs=rngs)
-        self.mlp_in = nnx.Linear(cfg.d_model, cfg.d_ff, dtype=dtype, rngs=rngs)
-        self.mlp_out = nnx.Linear(cfg.d_ff, cfg.d_model, dtype=dtype, rngs=rngs)
+        self.mlp_in = nnx.Linear(cfg.d_model, cfg.d_ff, dtype=dtype, rngs=rngs, **kernel_init(cfg))
+        self.mlp_out = nnx.Linear(cfg.d_ff, cfg.d_model, dtype=dtype, rngs=rngs, **kernel_init(cfg, True))
         self.dropout = nnx.Dropout(cfg.dropout)
 
     def __call__(self, x_BxTxD, encoding, positions_T, bias_BxNxTxT, key: jax.Array | None,
@@ -224,7 +240,7 @@ class Transformer(nnx.Module):
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_layers)])
         self.final_norm = nnx.LayerNorm(cfg.d_model, rngs=rngs)
         self.head = None if cfg.tied_embeddings else nnx.Linear(
-            cfg.d_model, vocab_size, use_bias=False, dtype=self.compute_dtype, rngs=rngs)
+            cfg.d_model, vocab_size, use_bias=False, dtype=self.compute_dtype, rngs=rngs, **kernel_init(cfg))
 
     def forward(self, tokens_BxT: jax.Array, key: jax.Array | None, return_hidden: bool, kv_out: list | None = None):
         seq_len = tokens_BxT.shape[1]

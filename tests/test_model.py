@@ -296,6 +296,7 @@ def test_unknown_encoding_lists_the_allowed():
     (dict(embedding_noise=-0.5), "model.embedding_noise: must be a number in [0, 10] (a fraction of the "
                                  "embedding's RMS), got -0.5"),
     (dict(embedding_noise="0.1"), "model.embedding_noise: must be a number in [0, 10]"),
+    (dict(init_std=-0.02), "model.init_std: must be a number in [0, 1] (0 = LeCun normal), got -0.02"),
     (dict(compute_dtype="float16"), "model.compute_dtype: 'float16' is not allowed; use one of float32, bfloat16"),
     (dict(num_layers=0), "model.num_layers: must be a positive integer, got 0"),
     (dict(pe="abacus", randomized_positions=True),
@@ -633,3 +634,16 @@ def test_embedding_noise_perturbs_training_passes_only():
     np.testing.assert_array_equal(logits[0.5, "eval"], logits[0.0, "eval"])  # evaluation: no noise
     np.testing.assert_array_equal(logits[0.0, "train"], logits[0.0, "eval"])  # no dropout either
     assert not np.allclose(logits[0.5, "train"], logits[0.0, "train"], atol=1e-4)
+
+
+def test_gpt2_init_draws_linear_kernels_at_its_std_and_scales_residual_writes():
+    cfg = model.ModelConfig.from_preset("nano", init_std=0.02)  # 3 blocks: residual writes at 0.02 / sqrt(6)
+    _, params = model.init(cfg, VOCAB, jax.random.key(0))
+    std = lambda kernel: float(np.std(np.asarray(kernel[...])))
+    block = params["blocks"][0]
+    for kernel in (block["attention"]["qkv"]["kernel"], block["mlp_in"]["kernel"], params["head"]["kernel"]):
+        assert std(kernel) == pytest.approx(0.02, rel=0.1)
+    for kernel in (block["attention"]["out"]["kernel"], block["mlp_out"]["kernel"]):
+        assert std(kernel) == pytest.approx(0.02 / 6 ** 0.5, rel=0.1)
+    _, lecun = model.init(model.ModelConfig.from_preset("nano"), VOCAB, jax.random.key(0))
+    assert std(lecun["blocks"][0]["attention"]["qkv"]["kernel"]) == pytest.approx(48 ** -0.5, rel=0.1)
