@@ -6,10 +6,10 @@ teacher-forced exact match (one forward pass) and greedy decoding, with the KV c
     python benchmarks/bench_eval.py                                   # 10 / 50 / 100 digits
     python benchmarks/bench_eval.py --lengths=50,100,200 --members=8 --out=benchmarks/results
 
-Addition in the `pad=common,reverse_result,eos` layout with the coupled encoding (the long-
-addition setting of configs/coupling_addition_cpu.py); random weights, since speed does not
-depend on them. Each row: one jit-compiled program vmapped over the members, timed after a
-compiling call.
+Addition in the `pad=common,reverse_result,eos` layout with the coupled encoding by default
+(the long-addition setting of configs/coupling_addition_cpu.py; `--pe` picks another);
+random weights, since speed does not depend on them. Each row: one jit-compiled program
+vmapped over the members, timed after a compiling call.
 """
 
 from __future__ import annotations
@@ -71,6 +71,9 @@ def main():
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--d_model", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--pe", default="coupled", help="model.pe (an encoding with an attention bias, e.g. fire, "
+                                                       "pays for it at every decoded token)")
+    parser.add_argument("--coupling_window", type=int, default=0, help="model.coupling_window (coupled encodings)")
     parser.add_argument("--skip_full_above", type=int, default=100,
                         help="lengths above this skip the uncached decoder (it grows as length^2)")
     parser.add_argument("--out", default="", help="folder for eval_throughput.json and .md (empty: print only)")
@@ -81,7 +84,8 @@ def main():
     for length in [int(x) for x in args.lengths.split(",")]:
         spec = tasks.TaskSpec("add", length, tasks.Format.parse("pad=common,reverse_result,eos", task="add"))
         cfg = model.ModelConfig.create(num_layers=args.layers, num_heads=4, d_model=args.d_model, d_ff=4 * args.d_model,
-                                pe="coupled", max_positions=spec.seq_len + 2, coupling_max_offset=0)
+                                pe=args.pe, max_positions=spec.seq_len + 2, coupling_max_offset=0,
+                                coupling_window=args.coupling_window)
         keys = jax.random.split(jax.random.key(1), args.members)
         params_M = jax.vmap(lambda k: model.init(cfg, spec.vocab_size, k)[1])(keys)
         rng = np.random.default_rng(0)
