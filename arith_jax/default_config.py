@@ -96,6 +96,9 @@ def get_config() -> ml_collections.ConfigDict:
     # Weight decay is off before this step and population.weight_decays from it on: learn the
     # task first, then let decay remove what the task does not use.
     c.train.weight_decay_from_step = 0
+    # > 0: a member is decayed only at steps where its training loss is below this, so a member
+    # still on a loss plateau learns undecayed while those that have learned are decayed.
+    c.train.weight_decay_below_loss = 0.0
     c.train.grad_clip = 1.0
     # > 0: evaluate (and analyse) an exponential moving average of the parameters with this
     # decay instead of the last iterate; the average is part of the checkpoint.

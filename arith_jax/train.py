@@ -177,7 +177,10 @@ def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[di
     params, opt, frozen = state["params"], state["opt"], state["frozen"]
     loss, grads = jax.value_and_grad(loss_fn)(params)
     lr = hyper["lr"] * lr_multiplier(step, hyper["warmup"], hyper["total"], hyper["final_fraction"])
-    wd = jnp.where(step >= hyper["wd_from"], hyper["wd"], 0.0)  # train.weight_decay_from_step
+    # train.weight_decay_from_step and train.weight_decay_below_loss: a member still on a loss
+    # plateau is not decayed, whatever the step; the gate reads this step's own loss.
+    decayed = (step >= hyper["wd_from"]) & (loss < hyper["wd_below_loss"])
+    wd = jnp.where(decayed, hyper["wd"], 0.0)
     updates, new_opt = fns.tx.update(grads, _with_hyperparams(opt, lr, wd), params)
     new_params = optax.apply_updates(params, updates)
     finite = jnp.isfinite(loss) & _all_finite(new_params)
@@ -322,6 +325,7 @@ def _hyper(group: Group, config: ml_collections.ConfigDict, mesh) -> dict:
         "total": np.full((m,), t.steps, np.float32),
         "final_fraction": np.full((m,), t.final_lr_fraction, np.float32),
         "wd_from": np.full((m,), t.weight_decay_from_step, np.int32),
+        "wd_below_loss": np.full((m,), t.weight_decay_below_loss or np.inf, np.float32),  # 0: no gate
     }
     return sharding.put_members(host, mesh)
 

@@ -25,6 +25,8 @@ BAD = [
     ({"population__learning_rates": [float("nan")]}, r"^population\.learning_rates: nan is not allowed"),
     ({"population__weight_decays": [-0.1]}, r"^population\.weight_decays: -0\.1 is not allowed"),
     ({"train__weight_decay_from_step": -1}, r"^train\.weight_decay_from_step: -1 is not allowed; must be an integer >= 0$"),
+    ({"train__weight_decay_below_loss": -0.1},
+     r"^train\.weight_decay_below_loss: -0\.1 is not allowed; must be a loss >= 0 \(0 = decay at any loss\)$"),
     ({"population__train_digits": [3]}, r'^population\.train_digits: is set, so task\.train_sampling must contain "\{n\}"'),
     ({"population__dropout": [0.1, 1.0]}, r"^population\.dropout: 1\.0 is not allowed; must be a dropout rate in \[0, 1\)$"),
     ({"population__dropout": [0.1, 0.1]}, r"^population\.dropout: \[0\.1, 0\.1\] repeats a value"),

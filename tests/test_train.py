@@ -160,6 +160,22 @@ def test_weight_decay_starts_at_its_step():
     assert all(np.linalg.norm(m[1]) < 0.98 * np.linalg.norm(m[0]) for m in matrices)
 
 
+def test_weight_decay_waits_for_the_loss_to_fall_below_its_gate():
+    """train.weight_decay_below_loss: at steps where a member's loss is above the gate it is not
+    decayed (an untrained member's loss is ~ln(vocab), far above 1e-3), so members that differ
+    only in weight decay train identically; a gate above every loss decays from the start."""
+    def matrices_after(gate):
+        config = tiny_config(task__moduli=[7], population__weight_decays=[0.0, 10.0], log__tensorboard=False,
+                             train__weight_decay_below_loss=gate)
+        run = train.build_runs(config, population.plan(config))[0]
+        state = run.program.init(run.group.column("seed", np.uint32))
+        after, _ = run.program.chunk(state, run.hyper, run.member_data, None, np.arange(3, dtype=np.int32))
+        return [leaf for leaf in jax.tree.leaves(jax.device_get(after["params"])) if leaf.ndim == 3]
+    for m in matrices_after(1e-3):
+        np.testing.assert_array_equal(m[0], m[1])
+    assert all(np.linalg.norm(m[1]) < 0.98 * np.linalg.norm(m[0]) for m in matrices_after(1e3))
+
+
 @pytest.mark.parametrize("source", ["online", "finite"])
 def test_training_lengths_in_one_program_each_match_a_solo_run(tmp_path, source):
     both = tiny_config(task__moduli=[11], task__train_sampling="below:{n}", population__train_digits=[1, 2],
