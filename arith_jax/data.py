@@ -29,9 +29,6 @@ from arith_jax import tasks
 from arith_jax import workdir as workdir_lib
 from arith_jax.errors import ConfigError
 
-SOURCES = ("online", "finite", "files")
-
-
 class _Source:
     """What every source shares: `batch` is its device half (`device_batch`, the pure function
     `batch_function` compiles), built once from the source's settings."""
@@ -339,12 +336,16 @@ def make_source(kind: str, spec: tasks.TaskSpec, sampling: tasks.Sampling, batch
                                      moduli=moduli)
 
 
+# The data.source names: the one place that knows them.
+SOURCE_CLASSES = {"online": OnlineSource, "finite": FiniteSource, "files": FileSource}
+SOURCES = tuple(SOURCE_CLASSES)
+
+
 def source_class(kind: str) -> type[_Source]:
-    """The class of data.source `kind`: one place that knows the names and says what is allowed."""
-    classes = {"online": OnlineSource, "finite": FiniteSource, "files": FileSource}
-    if kind not in classes:
+    """The class of data.source `kind`, or a ConfigError that says what is allowed."""
+    if kind not in SOURCE_CLASSES:
         raise ConfigError("data.source", f"unknown source {kind!r}; allowed: {', '.join(SOURCES)}")
-    return classes[kind]
+    return SOURCE_CLASSES[kind]
 
 
 # ----------------------------------------------------------------------------------------
