@@ -30,15 +30,12 @@ from arith_jax import workdir as workdir_lib
 from arith_jax.errors import ConfigError
 
 class _Source:
-    """What every source shares: `batch` is its device half (`device_batch`, the pure function
-    `batch_function` compiles), built once from the source's settings."""
+    """What every source shares: `batch` is its device half, built once from the source's
+    settings into `_batch_fn`. Each kind of SOURCE_CLASSES builds it with its static
+    `device_batch(spec, sampling, batch_size, size)`, the pure function `batch_function` gives
+    the compiled trainer: (member_data, host_step, key, step, modulus) -> tasks.Batch."""
 
     _batch_fn = None
-
-    @staticmethod
-    def device_batch(spec: tasks.TaskSpec, sampling: tasks.Sampling, batch_size: int, size: int):
-        """(member_data, host_step, key, step, modulus) -> tasks.Batch of one member."""
-        raise NotImplementedError
 
     def batch(self, member_data, host_step, key, step, modulus) -> tasks.Batch:
         return self._batch_fn(member_data, host_step, key, step, modulus)

@@ -99,13 +99,8 @@ class ModelConfig:
                                                        "before each pass after the first)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
-        if isinstance(self.init_std, bool) or not isinstance(self.init_std, (int, float)) \
-                or not 0.0 <= self.init_std <= 1.0:
-            raise ConfigError("model.init_std", f"must be a number in [0, 1] (0 = LeCun normal), got {self.init_std!r}")
-        if isinstance(self.embedding_noise, bool) or not isinstance(self.embedding_noise, (int, float)) \
-                or not 0.0 <= self.embedding_noise <= 10.0:
-            raise ConfigError("model.embedding_noise", f"must be a number in [0, 10] (a fraction of the embedding's "
-                                                       f"RMS), got {self.embedding_noise!r}")
+        _check_number("model.init_std", self.init_std, 0.0, 1.0, "0 = LeCun normal")
+        _check_number("model.embedding_noise", self.embedding_noise, 0.0, 10.0, "a fraction of the embedding's RMS")
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ConfigError("model.compute_dtype", f"{self.compute_dtype!r} is not allowed; use one of "
                                                      f"{', '.join(COMPUTE_DTYPES)}")
@@ -122,6 +117,11 @@ class ModelConfig:
             if positional.encoding_class(self.pe).biases_attention(self.positional):
                 raise ConfigError("model.attention_impl", f"cudnn is not offered with {self.pe!r}, which adds "
                                                           "an attention bias; use 'auto'")
+
+
+def _check_number(field: str, value, low: float, high: float, meaning: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ConfigError(field, f"must be a number in [{low:g}, {high:g}] ({meaning}), got {value!r}")
 
 
 def kernel_init(cfg: ModelConfig, writes_residual: bool = False) -> dict:
