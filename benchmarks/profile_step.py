@@ -27,6 +27,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -48,6 +49,8 @@ CALL_PATH = re.compile(r'op_name="([^"]*)"')
 LIBRARY_KIND = re.compile(r'"kind":"(\w+)"')
 COMPUTATION = re.compile(r"^%?(\S+) .*\{$")
 CALLS = re.compile(r"calls=%(\S+?)[,\s]")
+# A library call's target on a GPU: cuBLAS/cuBLASLt matmuls and cuDNN's fused attention.
+CUSTOM_CALL_TARGET = re.compile(r'custom_call_target="([^"]+)"')
 
 
 def op_table(hlo_text: str) -> dict:
@@ -64,6 +67,11 @@ def op_table(hlo_text: str) -> dict:
         if not m:
             continue
         path, lib, called = CALL_PATH.search(line), LIBRARY_KIND.search(line), CALLS.search(line)
+        target = CUSTOM_CALL_TARGET.search(line)
+        if target:  # a GPU library call: a matmul (cuBLAS) or fused attention (cuDNN)
+            lib = target
+            if "gemm" in target.group(1).lower() or "matmul" in target.group(1).lower():
+                m = HLO_OP.match(line.replace(" custom-call(", " dot("))
         if path and computation not in first_path:
             first_path[computation] = path.group(1)
         if line.lstrip().startswith("ROOT"):
@@ -91,7 +99,27 @@ def kind(name: str, info) -> str:
     opcode = info[1] if info else ""
     library = bool(info and info[3]) or name.startswith(("ynn_", "xnn_", "onednn"))
     what = {"dot": "matmul", "reduce": "reduction"}.get(opcode, "elementwise/other")
-    return f"{what}, {'library (YNNPACK/XNNPACK/oneDNN)' if library else 'XLA'}"
+    if info and "cudnn" in info[3].lower():
+        what = "attention"
+    return f"{what}, {'library (YNNPACK/XNNPACK/oneDNN; cuBLAS/cuDNN on a GPU)' if library else 'XLA'}"
+
+
+def device_op_times(events: list) -> collections.Counter:
+    """Summed duration (us) per XLA operation of a trace. On a GPU only the kernels on the
+    device's streams count (the host's launch events would count each op twice), named by the
+    HLO op each kernel ran (its `hlo_op` argument); on a CPU, the host's op events."""
+    gpu_pids = {e["pid"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"
+                and "/device:GPU" in e.get("args", {}).get("name", "")}
+    by_op = collections.Counter()
+    for e in events:
+        if e.get("ph") != "X" or "dur" not in e:
+            continue
+        if gpu_pids:
+            if e.get("pid") in gpu_pids:
+                by_op[e.get("args", {}).get("hlo_op") or e["name"]] += e["dur"]
+        elif not RUNTIME_EVENT.match(e["name"]):
+            by_op[e["name"]] += e["dur"]
+    return by_op
 
 
 def profile(args, members: int) -> tuple[list[dict], list[dict]]:
@@ -115,13 +143,15 @@ def profile(args, members: int) -> tuple[list[dict], list[dict]]:
             jax.block_until_ready(state)
         wall = time.perf_counter() - start
         (trace_file,) = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True)
+        if args.keep_trace:  # the raw trace and compiled HLO, to read again without the device
+            os.makedirs(args.keep_trace, exist_ok=True)
+            shutil.copy(trace_file, os.path.join(args.keep_trace, f"trace_{members}.json.gz"))
+            with gzip.open(os.path.join(args.keep_trace, f"hlo_{members}.txt.gz"), "wt") as f:
+                f.write(compiled.as_text())
         with gzip.open(trace_file) as f:
             events = json.load(f)["traceEvents"]
     steps_run = args.chunks * args.spd
-    by_op = collections.Counter()
-    for e in events:
-        if e.get("ph") == "X" and "dur" in e and not RUNTIME_EVENT.match(e["name"]):
-            by_op[e["name"]] += e["dur"]
+    by_op = device_op_times(events)
     total = sum(by_op.values())
     by_class = collections.Counter()
     for name, us in by_op.items():
@@ -154,8 +184,9 @@ def main():
     bench_train.add_population_arguments(parser, members="1,64", spd=20, chunks=2)  # --chunks: traced chunks
     parser.add_argument("--top", type=int, default=12, help="how many single operations to list")
     parser.add_argument("--out", default="", help="folder for the JSON + Markdown (empty: print only)")
+    parser.add_argument("--keep_trace", default="", help="folder to keep each traced run's trace and HLO in")
     args = parser.parse_args()
-    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "keep_trace")}
     rows, top = [], []
     for members in [int(m) for m in args.members.split(",")]:
         breakdown, ops = profile(args, members)

@@ -14,6 +14,12 @@
 #   coupling_cpu  the CPU-size coupling recipe and two variants, with more seeds than a CPU affords
 #   late_decay    the default's recipe with weight decay switched on late, at the CPU's step budget
 #   acl2025_large the 10.7M model at 32 members and through cuDNN attention
+#   ijcai_mul     IJCAI 2024 multiplication, nano / micro / mini, as shipped (issue #9)
+#   acl_mul       ACL 2025 multiplication by training set, as shipped (issue #9)
+#   ijcai_add     IJCAI 2024 addition, nano / micro / mini, as shipped (issue #9)
+#   profile_large where the 10.7M model's step time goes on the GPU (the XLA profile, raw trace kept)
+#   torch_large   the PyTorch peer at 10.7M on the same GPU
+#   batch_large   the 10.7M step at batch 256 per member
 #
 # Stages run in order of value, each under its own time limit, so a short lease still brings
 # back the first ones; every stage re-packs what exists so far into $OUT (bench.tgz with JSON +
@@ -139,6 +145,39 @@ acl2025_large() {
   stage acl2025_cudnn 60 python3 benchmarks/bench_train.py --preset=acl2025 --dtype=bfloat16 \
     --attention=cudnn --task=add --sampling=exact:16 --format=plain --members=1,8 --spd=5 --chunks=2 \
     --out="$BENCH" --name=train_acl2025_bfloat16_cudnn
+}
+
+# ijcai_mul, acl_mul, ijcai_add (#9): the shipped accelerator configs as written, evaluated every
+# 2000 steps (1000 for addition) so that a run cut short still leaves its last table.
+ijcai_mul() {
+  stage paper_ijcai_mul 200 $TRAIN --config=configs/ijcai2024_multiplication.py \
+    --workdir="$WORK/sweep_ijcai_mul" $QUIET
+}
+acl_mul() {
+  stage paper_acl_mul 110 $TRAIN --config=configs/acl2025_multiplication.py \
+    --workdir="$WORK/sweep_acl_mul" $QUIET
+}
+ijcai_add() {
+  stage paper_ijcai_add 90 $TRAIN --config=configs/ijcai2024_addition.py \
+    --workdir="$WORK/sweep_ijcai_add" $QUIET
+}
+
+# profile_large, torch_large, batch_large (#12): the XLA profile of the 10.7M step at 8 members in
+# bfloat16 (the trace and compiled HLO kept in bench.tgz), the PyTorch peer at 10.7M on the same
+# GPU, and the same step at 4x the batch (does MFU grow with the work per step?).
+LARGE="--preset=acl2025 --dtype=bfloat16 --attention=xla --task=add --sampling=exact:16 --format=plain"
+profile_large() {
+  stage profile_acl2025 70 python3 benchmarks/profile_step.py $LARGE --members=8 --spd=5 --chunks=2 \
+    --top=25 --out="$BENCH" --keep_trace="$BENCH/trace_acl2025"
+}
+torch_large() {
+  XLA_PYTHON_CLIENT_PREALLOCATE=false stage vs_pytorch_acl2025 90 python3 benchmarks/bench_vs_pytorch.py \
+    --preset=acl2025 --dtype=bfloat16 --digits=16 --format=pad=16/3,reverse_result,eos --members=1,8 \
+    --torch_runs=1 --steps=60 --spd=10 --out="$BENCH"
+}
+batch_large() {
+  stage acl2025_batch256 50 python3 benchmarks/bench_train.py $LARGE --members=8 --batch=256 --spd=5 \
+    --chunks=2 --out="$BENCH" --name=train_acl2025_bfloat16_xla_batch256
 }
 
 for group in ${STAGES:-smoke sweep throughput sweep_large}; do

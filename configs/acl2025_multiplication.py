@@ -2,6 +2,11 @@
 members of one program, tested on 1..4 digits (the paper's 4x4x128 "micro" size), dropout
 0.1. Sized for an accelerator; no CPU size is written yet.
 
+The paper trains on files of 100k examples. D12 and D2 hold fewer than 10^4 distinct pairs, so
+such a file repeats each pair about ten times: training draws each step's batch afresh from
+the set's distribution instead (online data), which is the same distribution; for D3, D34 and
+D234 the paper's 100k examples are a finite sample, which online data is not.
+
     arith-jax train --config=configs/acl2025_multiplication.py --workdir=runs/acl_mul
 """
 
@@ -25,8 +30,7 @@ def get_config():
     c.population.train_sampling = ACL2025_MULTIPLICATION_SETS
     c.train.steps = 20000
     c.train.steps_per_dispatch = 200
-    c.data.source = "finite"
-    c.data.size = 100000
+    c.data.source = "online"
     c.eval.lengths = (1, 2, 3, 4)
     c.eval.every = 2000
     c.eval.examples_per_length = 1000

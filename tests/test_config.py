@@ -129,6 +129,10 @@ def test_every_shipped_config_plans_and_names_real_published_tables(path):
     config = module.get_config()
     groups = population.plan(config)  # validates every field, as `train` does before compiling
     assert groups and all(g.size >= 1 for g in groups)
+    if config.data.source == "finite":  # the set of distinct pairs fits every member's sampling
+        for g in groups:
+            for m in g.members:
+                assert g.sampling_of(m).num_pairs >= config.data.size, (path.name, str(g.sampling_of(m)))
     if path.stem.startswith(("acl2025_", "ijcai2024_")) and "mod_multiplication" not in path.stem \
             and "table1" not in path.stem:
         assert config.report.published, f"{path.name} reproduces a published table; name it in report.published"
