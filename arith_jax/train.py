@@ -86,10 +86,6 @@ def _with_hyperparams(opt_state, lr, wd):
     return clip_state, inject_state._replace(hyperparams=hp)
 
 
-def _all_finite(tree) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
 def _select(keep, new, old):
     return jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)
 
@@ -158,7 +154,7 @@ def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[di
     state: STEP_STATE's entries. inputs: "hyper" (the member's lr, wd, modulus, data_key and
     schedule), "member_data" (its fixed data, or None), "host_step" (this step's host-fed
     examples, or None). step: the global step (an int32 scalar). Returns (state, metrics).
-    A member whose loss or update is not finite keeps its last good parameters and is frozen
+    A member whose loss or gradient is not finite keeps its last good parameters and is frozen
     for the rest of the run; vmapped over members, the others are untouched by it.
     """
     hyper = inputs["hyper"]
@@ -176,6 +172,12 @@ def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[di
 
     params, opt, frozen = state["params"], state["opt"], state["frozen"]
     loss, grads = jax.value_and_grad(loss_fn)(params)
+    grad_norm = optax.tree.norm(grads)
+    # Finite when the loss and the gradient's norm are (one scalar each; the clip computes the
+    # same norm): with a finite gradient AdamW's update is finite. Knowing it before the update,
+    # XLA fuses the freeze's select into the update instead of a pass over every new parameter
+    # to test it and another to select (the GPU profile in benchmarks/RESULTS.md).
+    keep = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & ~frozen
     lr = hyper["lr"] * lr_multiplier(step, hyper["warmup"], hyper["total"], hyper["final_fraction"])
     # train.weight_decay_from_step and train.weight_decay_below_loss: a member still on a loss
     # plateau is not decayed, whatever the step; the gate reads this step's own loss.
@@ -183,11 +185,9 @@ def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[di
     wd = jnp.where(decayed, hyper["wd"], 0.0)
     updates, new_opt = fns.tx.update(grads, _with_hyperparams(opt, lr, wd), params)
     new_params = optax.apply_updates(params, updates)
-    finite = jnp.isfinite(loss) & _all_finite(new_params)
-    keep = finite & ~frozen
     new_state = dict(state, params=_select(keep, new_params, params), opt=_select(keep, new_opt, opt),
-                     frozen=frozen | ~finite)
-    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), "lr": lr}
+                     frozen=~keep)
+    return new_state, {"loss": loss, "grad_norm": grad_norm, "lr": lr}
 
 
 # ---------------------------------------------------------------------------------------

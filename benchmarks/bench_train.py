@@ -131,13 +131,13 @@ def main():
                              "the device's measured matmul rate")
     parser.add_argument("--without_nan_freeze", action="store_true",
                         help="time the step without its per-member NaN freeze (a `where` over every parameter "
-                             "and optimizer leaf), to measure what the freeze costs; not a training mode")
+                             "and optimizer leaf, on the loss's and gradient norm's finiteness), to measure what "
+                             "the freeze costs; not a training mode")
     parser.add_argument("--out", default="", help="folder for <name>.json and <name>.md (empty: print only)")
     parser.add_argument("--name", default="", help="file name of this run (default: train_<preset>_<dtype>)")
     args = parser.parse_args()
     if args.without_nan_freeze:  # before any program is built: the step calls these at trace time
         train._select = lambda keep, new, old: new
-        train._all_finite = lambda tree: jnp.bool_(True)
     if args.peak_tflops:
         args.peak, args.peak_source = args.peak_tflops, "--peak_tflops"
     else:
