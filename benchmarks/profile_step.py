@@ -3,8 +3,9 @@
 Traces a few chunks (lax.scan of vmap(step) over members, data generated inside) with
 jax.profiler, then sums the time of every executed XLA operation by
 
-- kind: matmuls, reductions and elementwise work, each run by a library (YNNPACK/XNNPACK on
-  the CPU) or by XLA's own fused loops;
+- kind: matmuls, reductions and elementwise work, each with what ran it: a library
+  (YNNPACK/XNNPACK/oneDNN on the CPU, cuBLAS/cuDNN on a GPU), Triton (XLA's GPU fusions that
+  it emits through Triton) or XLA's own fused loops;
 - phase, from the JAX call path XLA records in each op's metadata: the forward pass
   (`jvp(...)`), the backward pass (`transpose(jvp(...))`), and everything else in the step
   (data generation, AdamW, clipping, the per-member NaN freeze). XLA keeps no call path on
@@ -15,7 +16,15 @@ jax.profiler, then sums the time of every executed XLA operation by
         --sampling=exact:16 --format=plain --spd=2 --out=benchmarks/results/cpu-2026-11-26
 
 The shares are of the summed op time (on a CPU with several threads, ops can overlap, so the
-sum may exceed the wall time); the top operations are listed with their output shapes.
+sum may exceed the wall time); the top operations are listed with their output shapes. On a
+GPU only the kernels on the device count, each under the HLO op it ran; run it with
+XLA_FLAGS=--xla_gpu_enable_command_buffer= there, else a whole step is one CUDA graph and one
+"op". --keep_trace=DIR keeps each trace and the compiled HLO; --read=DIR reads such a folder
+again (with the flags the traced run had), on any machine:
+
+    python benchmarks/profile_step.py --read=benchmarks/results/h100-2026-11-26/trace_acl2025 \
+        --preset=acl2025 --dtype=bfloat16 --task=add --sampling=exact:16 --format=plain \
+        --members=8 --spd=5 --chunks=2
 """
 
 from __future__ import annotations
@@ -39,24 +48,36 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_train  # noqa: E402  (benchmarks/bench_train.py: the trainer's chunk, as benchmarked)
 import record  # noqa: E402
 from arith_jax import model as model_lib  # noqa: E402
+from arith_jax import population  # noqa: E402
 
 # Host-side events of the runtime, not XLA operations.
 RUNTIME_EVENT = re.compile(r"^(\$|Thunk|Slinky|Pjit|CommonPjRt|ParseArguments|end: )")
-# Lines of the compiled HLO text: an operation, its call path and library kind, the header of a
+# Lines of the compiled HLO text: an operation (its shape may be a tuple, with spaces), its call
+# path, a library call's target, the emitter XLA chose for a fusion, the header of a
 # computation, and the computation a fusion calls.
-HLO_OP = re.compile(r"^\s*(?:ROOT )?%(\S+) = (\S+) ([\w-]+)\(")
+HLO_OP = re.compile(r"^\s*(?:ROOT )?%(\S+) = (.+?) ([\w-]+)\(")
 CALL_PATH = re.compile(r'op_name="([^"]*)"')
-LIBRARY_KIND = re.compile(r'"kind":"(\w+)"')
+CUSTOM_CALL_TARGET = re.compile(r'custom_call_target="([^"]+)"')
+FUSION_KIND = re.compile(r'"kind":"(\w+)"')
 COMPUTATION = re.compile(r"^%?(\S+) .*\{$")
 CALLS = re.compile(r"calls=%(\S+?)[,\s]")
-# A library call's target on a GPU: cuBLAS/cuBLASLt matmuls and cuDNN's fused attention.
-CUSTOM_CALL_TARGET = re.compile(r'custom_call_target="([^"]+)"')
+
+
+def emitter(line: str) -> str:
+    """What runs an HLO op: a library (a custom call: cuBLAS or cuDNN on a GPU; a YNNPACK/XNNPACK
+    fusion on the CPU), Triton (XLA's GPU fusions emitted through it), or XLA's own loops."""
+    if CUSTOM_CALL_TARGET.search(line):
+        return "library"
+    kind = FUSION_KIND.search(line)
+    if kind:
+        return "Triton" if kind.group(1).startswith("__triton") else "library"
+    return "XLA"
 
 
 def op_table(hlo_text: str) -> dict:
-    """{op name: (output shape, HLO opcode, JAX call path, library fusion kind)} of the compiled HLO.
-    A fusion's opcode is that of its computation's root, and its call path the first recorded
-    inside that computation (XLA keeps none on a dot)."""
+    """{op name: (output shape, HLO opcode, JAX call path, emitter)} of the compiled HLO. A
+    fusion's opcode is that of its computation's root, and its call path the first recorded
+    inside that computation (XLA keeps none on a dot); a library matmul's opcode is `dot`."""
     table, calls, first_path, root, computation = {}, {}, {}, {}, None
     for line in hlo_text.splitlines():
         header = COMPUTATION.match(line)
@@ -66,22 +87,22 @@ def op_table(hlo_text: str) -> dict:
         m = HLO_OP.match(line)
         if not m:
             continue
-        path, lib, called = CALL_PATH.search(line), LIBRARY_KIND.search(line), CALLS.search(line)
-        target = CUSTOM_CALL_TARGET.search(line)
-        if target:  # a GPU library call: a matmul (cuBLAS) or fused attention (cuDNN)
-            lib = target
-            if "gemm" in target.group(1).lower() or "matmul" in target.group(1).lower():
-                m = HLO_OP.match(line.replace(" custom-call(", " dot("))
+        name, shape, opcode = m.groups()
+        path, called, target = CALL_PATH.search(line), CALLS.search(line), CUSTOM_CALL_TARGET.search(line)
+        if target and re.search("gemm|matmul", target.group(1), re.IGNORECASE):
+            opcode = "dot"
+        elif target and "cudnn" in target.group(1).lower():
+            opcode = "cudnn-attention"
         if path and computation not in first_path:
             first_path[computation] = path.group(1)
         if line.lstrip().startswith("ROOT"):
-            root[computation] = m.group(3)
+            root[computation] = opcode
         if called:
-            calls[m.group(1)] = called.group(1)
-        table[m.group(1)] = (m.group(2), m.group(3), path.group(1) if path else "", lib.group(1) if lib else "")
+            calls[name] = called.group(1)
+        table[name] = (shape, opcode, path.group(1) if path else "", emitter(line))
     for name, callee in calls.items():
-        shape, opcode, path, lib = table[name]
-        table[name] = (shape, root.get(callee, opcode), path or first_path.get(callee, ""), lib)
+        shape, opcode, path, how = table[name]
+        table[name] = (shape, root.get(callee, opcode), path or first_path.get(callee, ""), how)
     return table
 
 
@@ -96,12 +117,9 @@ def phase(call_path: str) -> str:
 
 
 def kind(name: str, info) -> str:
-    opcode = info[1] if info else ""
-    library = bool(info and info[3]) or name.startswith(("ynn_", "xnn_", "onednn"))
-    what = {"dot": "matmul", "reduce": "reduction"}.get(opcode, "elementwise/other")
-    if info and "cudnn" in info[3].lower():
-        what = "attention"
-    return f"{what}, {'library (YNNPACK/XNNPACK/oneDNN; cuBLAS/cuDNN on a GPU)' if library else 'XLA'}"
+    opcode, how = (info[1], info[3]) if info else ("", "library" if name.startswith(("ynn_", "xnn_")) else "XLA")
+    what = {"dot": "matmul", "reduce": "reduction", "cudnn-attention": "attention"}.get(opcode, "elementwise/other")
+    return f"{what}, {how}"
 
 
 def device_op_times(events: list) -> collections.Counter:
@@ -122,13 +140,20 @@ def device_op_times(events: list) -> collections.Counter:
     return by_op
 
 
-def profile(args, members: int) -> tuple[list[dict], list[dict]]:
+def model_flops_per_step(args, members: int) -> float:
+    """The model's FLOPs of one step of the population (6N + attention per token)."""
+    group = population.plan(bench_train.bench_config(args, members))[0]
+    seq = group.spec.seq_len - 1
+    return model_lib.flops_per_token(group.model, group.spec.vocab_size, seq) * members * args.batch * seq
+
+
+def trace(args, members: int, keep: str) -> tuple[list, str, float]:
+    """(trace events, compiled HLO text, traced wall seconds) of args.chunks chunks."""
     config = bench_train.bench_config(args, members)
     _, state, run_ = bench_train.population_chunk(config)
     steps = np.arange(args.spd, dtype=np.int32)
     # Compiled once: the HLO text names the operations the trace times, and the same executable runs.
     compiled = run_.program.chunk.lower(state, run_.hyper, run_.member_data, None, steps).compile()
-    ops = op_table(compiled.as_text())
 
     def train_chunk(state):
         return compiled(state, run_.hyper, run_.member_data, None, steps)[0]
@@ -143,13 +168,28 @@ def profile(args, members: int) -> tuple[list[dict], list[dict]]:
             jax.block_until_ready(state)
         wall = time.perf_counter() - start
         (trace_file,) = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True)
-        if args.keep_trace:  # the raw trace and compiled HLO, to read again without the device
-            os.makedirs(args.keep_trace, exist_ok=True)
-            shutil.copy(trace_file, os.path.join(args.keep_trace, f"trace_{members}.json.gz"))
-            with gzip.open(os.path.join(args.keep_trace, f"hlo_{members}.txt.gz"), "wt") as f:
+        if keep:  # the raw trace and compiled HLO, to read again without the device (--read)
+            os.makedirs(keep, exist_ok=True)
+            shutil.copy(trace_file, os.path.join(keep, f"trace_{members}.json.gz"))
+            with gzip.open(os.path.join(keep, f"hlo_{members}.txt.gz"), "wt") as f:
                 f.write(compiled.as_text())
+            with open(os.path.join(keep, "environment.json"), "w") as f:
+                json.dump(record.environment(), f, indent=1)
         with gzip.open(trace_file) as f:
             events = json.load(f)["traceEvents"]
+    return events, compiled.as_text(), wall
+
+
+def kept_trace(folder: str, members: int) -> tuple[list, str, None]:
+    with gzip.open(os.path.join(folder, f"trace_{members}.json.gz")) as f:
+        events = json.load(f)["traceEvents"]
+    with gzip.open(os.path.join(folder, f"hlo_{members}.txt.gz"), "rt") as f:
+        return events, f.read(), None
+
+
+def breakdown(args, members: int, events: list, hlo_text: str, wall: float | None) -> tuple[list[dict], list[dict]]:
+    """(time per phase and kind, the top single operations) of one traced population."""
+    ops = op_table(hlo_text)
     steps_run = args.chunks * args.spd
     by_op = device_op_times(events)
     total = sum(by_op.values())
@@ -161,21 +201,19 @@ def profile(args, members: int) -> tuple[list[dict], list[dict]]:
             for (p, k), us in sorted(by_class.items(), key=lambda item: -item[1])]
     rows.append({"members": members, "phase": "all (sum of op times)", "kind": "",
                  "ms/step": total / 1e3 / steps_run, "share": 1.0})
-    rows.append({"members": members, "phase": "wall clock, traced", "kind": "",
-                 "ms/step": wall * 1e3 / steps_run, "share": None})
-    # The model's FLOPs (6N + attention per token) over the time of the matmuls: how close the
-    # matmuls run to the machine's matmul peak.
-    group = run_.group
-    seq = group.spec.seq_len - 1
-    flops = model_lib.flops_per_token(group.model, group.spec.vocab_size, seq) * members * args.batch * seq
+    if wall is not None:
+        rows.append({"members": members, "phase": "wall clock, traced", "kind": "",
+                     "ms/step": wall * 1e3 / steps_run, "share": None})
+    # The model's FLOPs over the time of the matmuls: how close the matmuls run to the peak.
     matmul_us = sum(us for (p, k), us in by_class.items() if k.startswith("matmul"))
+    flops = model_flops_per_step(args, members) * steps_run
     rows.append({"members": members, "phase": "model GFLOP/s during matmuls", "kind": "",
-                 "ms/step": None, "share": None, "GFLOP/s": flops * steps_run / (matmul_us * 1e3) if matmul_us else None})
+                 "ms/step": None, "share": None, "GFLOP/s": flops / (matmul_us * 1e3) if matmul_us else None})
     top = []
     for name, us in by_op.most_common(args.top):
         info = ops.get(name, ("?", "?", "", ""))
-        top.append({"members": members, "op": name, "shape": info[0], "phase": phase(info[2]),
-                    "ms/step": us / 1e3 / steps_run, "share": us / total})
+        top.append({"members": members, "op": name, "shape": info[0][:60], "phase": phase(info[2]),
+                    "kind": kind(name, info), "ms/step": us / 1e3 / steps_run, "share": us / total})
     return rows, top
 
 
@@ -185,15 +223,21 @@ def main():
     parser.add_argument("--top", type=int, default=12, help="how many single operations to list")
     parser.add_argument("--out", default="", help="folder for the JSON + Markdown (empty: print only)")
     parser.add_argument("--keep_trace", default="", help="folder to keep each traced run's trace and HLO in")
+    parser.add_argument("--read", default="", help="a --keep_trace folder to read instead of tracing")
     args = parser.parse_args()
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "keep_trace")}
     rows, top = [], []
     for members in [int(m) for m in args.members.split(",")]:
-        breakdown, ops = profile(args, members)
-        rows += breakdown
-        top += ops
-    record.write(args.out, f"profile_{args.preset}_{args.dtype}", settings, rows)
-    record.write(args.out, f"profile_{args.preset}_{args.dtype}_top_ops", settings, top)
+        traced = kept_trace(args.read, members) if args.read else trace(args, members, args.keep_trace)
+        breakdown_rows, top_ops = breakdown(args, members, *traced)
+        rows += breakdown_rows
+        top += top_ops
+    measured_on = None
+    if args.read and os.path.exists(os.path.join(args.read, "environment.json")):
+        with open(os.path.join(args.read, "environment.json")) as f:
+            measured_on = json.load(f)
+    record.write(args.out, f"profile_{args.preset}_{args.dtype}", settings, rows, measured_on=measured_on)
+    record.write(args.out, f"profile_{args.preset}_{args.dtype}_top_ops", settings, top, measured_on=measured_on)
 
 
 if __name__ == "__main__":

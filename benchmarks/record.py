@@ -100,13 +100,23 @@ def _cell(value) -> str:
     return str(value)
 
 
-def write(out: str, name: str, settings: dict, rows: list[dict], echo: bool = True) -> None:
+def describe(env: dict) -> str:
+    """One line naming the date, device, host and versions of an `environment()`."""
+    return (f"{env['date']}, {env['device']} ({env['backend']}), host {env['host']}, "
+            f"{', '.join(f'{k} {v}' for k, v in env['versions'].items())}")
+
+
+def write(out: str, name: str, settings: dict, rows: list[dict], echo: bool = True, measured_on: dict | None = None) -> None:
     """Print the Markdown table (unless not `echo`, then only the last row); with `out` (a
-    folder), also write `out/name.json` and `out/name.md`, replacing earlier writes."""
+    folder), also write `out/name.json` and `out/name.md`, replacing earlier writes.
+    `measured_on`: the environment() of the machine that measured, when this one only reads
+    its recording (a kept profile trace)."""
     env = environment()
     table = markdown_table(rows) if rows else "(no rows)"
-    md = (f"### {name}\n\n{env['date']}, {env['device']} ({env['backend']}), host {env['host']}, "
-          f"{', '.join(f'{k} {v}' for k, v in env['versions'].items())}\n\n`{env['command']}`\n\n{table}\n")
+    source = f"Measured on: {describe(measured_on)}; read on: " if measured_on else ""
+    md = f"### {name}\n\n{source}{describe(env)}\n\n`{env['command']}`\n\n{table}\n"
+    if measured_on:
+        env = dict(env, measured_on=measured_on)
     print("\n" + md if echo else rows[-1], flush=True)
     if out:
         os.makedirs(out, exist_ok=True)

@@ -166,8 +166,8 @@ ijcai_add() {
 # bfloat16 (the trace and compiled HLO kept in bench.tgz), the PyTorch peer at 10.7M on the same
 # GPU, and the same step at 4x the batch (does MFU grow with the work per step?).
 LARGE="--preset=acl2025 --dtype=bfloat16 --attention=xla --task=add --sampling=exact:16 --format=plain"
-profile_large() {
-  stage profile_acl2025 70 python3 benchmarks/profile_step.py $LARGE --members=8 --spd=5 --chunks=2 \
+profile_large() {  # without command buffers: else a whole step is one CUDA graph, one "op" in the trace
+  XLA_FLAGS=--xla_gpu_enable_command_buffer= stage profile_acl2025 70 python3 benchmarks/profile_step.py $LARGE --members=8 --spd=5 --chunks=2 \
     --top=25 --out="$BENCH" --keep_trace="$BENCH/trace_acl2025"
 }
 torch_large() {
