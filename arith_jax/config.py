@@ -114,6 +114,7 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
     _int_at_least("train.weight_decay_from_step", t.weight_decay_from_step, 0)
     _float_in("train.weight_decay_below_loss", t.weight_decay_below_loss, 0.0, math.inf,
               "a loss >= 0 (0 = decay at any loss)")
+    _float_in("train.weight_decay_while_gated", t.weight_decay_while_gated, 0.0, math.inf, "a weight decay >= 0")
     _float_in("train.final_lr_fraction", t.final_lr_fraction, 0.0, 1.0, "in [0, 1]")
     _float_in("train.b1", t.b1, 0.0, 0.999999, "in [0, 1)")
     _float_in("train.b2", t.b2, 0.0, 0.999999, "in [0, 1)")

@@ -99,6 +99,9 @@ def get_config() -> ml_collections.ConfigDict:
     # > 0: a member is decayed only at steps where its training loss is below this, so a member
     # still on a loss plateau learns undecayed while those that have learned are decayed.
     c.train.weight_decay_below_loss = 0.0
+    # The weight decay a member gets while either gate above holds its own off (a little decay
+    # helps a member leave a loss plateau); 0 = none.
+    c.train.weight_decay_while_gated = 0.0
     c.train.grad_clip = 1.0
     # > 0: evaluate (and analyse) an exponential moving average of the parameters with this
     # decay instead of the last iterate; the average is part of the checkpoint.

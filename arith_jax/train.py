@@ -180,9 +180,10 @@ def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[di
     keep = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & ~frozen
     lr = hyper["lr"] * lr_multiplier(step, hyper["warmup"], hyper["total"], hyper["final_fraction"])
     # train.weight_decay_from_step and train.weight_decay_below_loss: a member still on a loss
-    # plateau is not decayed, whatever the step; the gate reads this step's own loss.
+    # plateau gets only train.weight_decay_while_gated, whatever the step; the gate reads this
+    # step's own loss.
     decayed = (step >= hyper["wd_from"]) & (loss < hyper["wd_below_loss"])
-    wd = jnp.where(decayed, hyper["wd"], 0.0)
+    wd = jnp.where(decayed, hyper["wd"], hyper["wd_gated"])
     updates, new_opt = fns.tx.update(grads, _with_hyperparams(opt, lr, wd), params)
     new_params = optax.apply_updates(params, updates)
     new_state = dict(state, params=_select(keep, new_params, params), opt=_select(keep, new_opt, opt),
@@ -326,6 +327,7 @@ def _hyper(group: Group, config: ml_collections.ConfigDict, mesh) -> dict:
         "final_fraction": np.full((m,), t.final_lr_fraction, np.float32),
         "wd_from": np.full((m,), t.weight_decay_from_step, np.int32),
         "wd_below_loss": np.full((m,), t.weight_decay_below_loss or np.inf, np.float32),  # 0: no gate
+        "wd_gated": np.full((m,), t.weight_decay_while_gated, np.float32),
     }
     return sharding.put_members(host, mesh)
 

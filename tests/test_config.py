@@ -27,6 +27,8 @@ BAD = [
     ({"train__weight_decay_from_step": -1}, r"^train\.weight_decay_from_step: -1 is not allowed; must be an integer >= 0$"),
     ({"train__weight_decay_below_loss": -0.1},
      r"^train\.weight_decay_below_loss: -0\.1 is not allowed; must be a loss >= 0 \(0 = decay at any loss\)$"),
+    ({"train__weight_decay_while_gated": -1.0},
+     r"^train\.weight_decay_while_gated: -1\.0 is not allowed; must be a weight decay >= 0$"),
     ({"population__train_digits": [3]}, r'^population\.train_digits: is set, so task\.train_sampling must contain "\{n\}"'),
     ({"population__dropout": [0.1, 1.0]}, r"^population\.dropout: 1\.0 is not allowed; must be a dropout rate in \[0, 1\)$"),
     ({"population__dropout": [0.1, 0.1]}, r"^population\.dropout: \[0\.1, 0\.1\] repeats a value"),

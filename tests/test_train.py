@@ -176,6 +176,23 @@ def test_weight_decay_waits_for_the_loss_to_fall_below_its_gate():
     assert all(np.linalg.norm(m[1]) < 0.98 * np.linalg.norm(m[0]) for m in matrices_after(1e3))
 
 
+def test_while_gated_a_member_gets_the_gated_decay_not_its_own():
+    """train.weight_decay_while_gated: with the loss gate holding both members' decay off, the
+    member with decay 10 trains exactly like the one with 0 (both get the gated decay); and that
+    gated decay does shrink them against a run without it."""
+    def matrices_after(while_gated):
+        config = tiny_config(task__moduli=[7], population__weight_decays=[0.0, 10.0], log__tensorboard=False,
+                             train__weight_decay_below_loss=1e-3, train__weight_decay_while_gated=while_gated)
+        run = train.build_runs(config, population.plan(config))[0]
+        state = run.program.init(run.group.column("seed", np.uint32))
+        after, _ = run.program.chunk(state, run.hyper, run.member_data, None, np.arange(3, dtype=np.int32))
+        return [leaf for leaf in jax.tree.leaves(jax.device_get(after["params"])) if leaf.ndim == 3]
+    gated, undecayed = matrices_after(10.0), matrices_after(0.0)
+    for m in gated:
+        np.testing.assert_array_equal(m[0], m[1])
+    assert all(np.linalg.norm(g[0]) < 0.98 * np.linalg.norm(u[0]) for g, u in zip(gated, undecayed))
+
+
 @pytest.mark.parametrize("source", ["online", "finite"])
 def test_training_lengths_in_one_program_each_match_a_solo_run(tmp_path, source):
     both = tiny_config(task__moduli=[11], task__train_sampling="below:{n}", population__train_digits=[1, 2],
