@@ -70,8 +70,9 @@ def check_resumable(saved_config: dict, config: dict, workdir: str) -> None:
     data = config.get("data", {})
     if data.get("source") == "finite" and data.get("exclude_eval"):
         fields += [("eval", key) for key in EVAL_FIELDS_OF_FINITE_DATA]
-    # A field added to the config after the checkpoint was written had its default's value then.
-    defaults = json.loads(json.dumps(default_config.get_config().to_dict()))  # tuples as lists, as saved
+    # A field the checkpoint's config lacks was added later: its plain value (base) is what that
+    # run trained with. Tuples as lists, as saved.
+    defaults = json.loads(json.dumps(default_config.base().to_dict()))
     for section, key in fields:
         saved_section = saved_config.get(section, {})
         old = saved_section[key] if key in saved_section else defaults.get(section, {}).get(key)

@@ -20,8 +20,9 @@ from arith_jax.data import SOURCES
 from arith_jax.errors import ConfigError
 
 
-def default() -> ml_collections.ConfigDict:
-    return default_config.get_config()
+def base() -> ml_collections.ConfigDict:
+    """Every field with its plain value (default_config.base): what configs build on."""
+    return default_config.base()
 
 
 def sibling(config_file: str, name: str) -> ml_collections.ConfigDict:
@@ -39,8 +40,9 @@ def to_json(config: ml_collections.ConfigDict) -> str:
 
 
 def from_json(text: str) -> ml_collections.ConfigDict:
-    """A config saved in a workdir, laid over today's defaults (so old workdirs still load)."""
-    config = default()
+    """A config saved in a workdir, laid over base() (so old workdirs still load: a field added
+    since has the plain value the run trained with)."""
+    config = base()
     _merge(config, json.loads(text))
     return config
 

@@ -40,7 +40,7 @@ from arith_jax import model, population, train  # noqa: E402
 
 
 def population_config(preset: str, members: int, steps_per_chunk: int):
-    config = config_lib.default()
+    config = config_lib.base()
     config.model.preset = preset
     config.task.moduli = (100,)
     config.population.seeds = tuple(range(members))

@@ -36,7 +36,7 @@ import record  # noqa: E402  (benchmarks/record.py)
 
 
 def bench_config(args, members: int):
-    c = config_lib.default()
+    c = config_lib.base()
     c.task.name = args.task
     c.task.moduli = (101,)
     c.task.train_sampling = args.sampling

@@ -7,7 +7,7 @@ configs/fire_randomized_hints.py; position coupling's is configs/coupling_additi
     arith-jax train --config=configs/abacus_100_digits.py --workdir=runs/abacus
 """
 
-from arith_jax.default_config import get_config as base
+from arith_jax.default_config import base
 
 
 def get_config():

@@ -6,7 +6,7 @@ accelerator; configs/acl2025_addition_cpu.py is the CPU size.
     arith-jax train --config=configs/acl2025_addition.py --workdir=runs/acl_add
 """
 
-from arith_jax.default_config import get_config as base
+from arith_jax.default_config import base
 
 # D4, D_ab4, D5, D45, D67 (D45: half D4, half D5).
 ACL2025_ADDITION_SETS = ("dn:4", "exact:4", "dn:5", "dn:4@0.5,dn:5@0.5", "dn:6@0.5,dn:7@0.5")

@@ -10,13 +10,13 @@ per set in one program. `report` puts the paper's rows beside these, moved by tw
 """
 
 from arith_jax.config import sibling
-from arith_jax.default_config import get_config as default
+from arith_jax.default_config import base
 
 CPU_ADDITION_SETS = ("dn:2", "exact:2", "dn:3", "dn:2@0.5,dn:3@0.5")
 
 
 def get_config():
-    c = default()
+    c = base()
     paper = sibling(__file__, "acl2025_addition.py")
     c.task.name = paper.task.name
     c.task.train_sampling = CPU_ADDITION_SETS[0]

@@ -7,7 +7,7 @@ published table beside the run's.
     arith-jax train --config=configs/acl2025_mod_addition.py --workdir=runs/acl_mod
 """
 
-from arith_jax.default_config import get_config as base
+from arith_jax.default_config import base
 
 
 def get_config():

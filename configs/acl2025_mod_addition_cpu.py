@@ -1,4 +1,4 @@
-"""CPU size of configs/acl2025_mod_addition.py: the embedded default's recipe (nano, operands
+"""CPU size of configs/acl2025_mod_addition.py: the plain recipe of default_config.base() (nano, operands
 below 10^2 zero-padded to 6 digits, the result reversed) for all eight moduli of the ACL-2025
 table, 3 seeds, tested on 1..6 digits. Trained on n = 2 digits instead of the paper's 4, so
 the theory's limits are gcd(p, 10^2)/p: the same as the paper's for p in {50, 51, 100, 101,
@@ -10,11 +10,11 @@ their members of one seed train to the same model (docs/results.md, section 2b: 
 """
 
 from arith_jax.config import sibling
-from arith_jax.default_config import get_config as default
+from arith_jax.default_config import base
 
 
 def get_config():
-    c = default()
+    c = base()
     paper = sibling(__file__, "acl2025_mod_addition.py")
     c.task.moduli = paper.task.moduli
     c.report.published = paper.report.published + ":-2"  # the paper trains on 4 digits, this on 2

@@ -1,4 +1,4 @@
-"""CPU size of configs/acl2025_mod_multiplication.py: the embedded default's recipe (nano,
+"""CPU size of configs/acl2025_mod_multiplication.py: the plain recipe of default_config.base() (nano,
 operands below 10^2 zero-padded to 6 digits, the result reversed, BOS/EOS) for modular
 multiplication with p in {50, 51, 100, 150, 200, 201}, 3 seeds each in one program, tested on
 1..6 digits. Trained on n = 2 digits instead of the paper's 3; the theory (the chance that
@@ -7,11 +7,11 @@ the truncated operands' product is right, printed per length by `report`) is for
 """
 
 from arith_jax.config import sibling
-from arith_jax.default_config import get_config as default
+from arith_jax.default_config import base
 
 
 def get_config():
-    c = default()
+    c = base()
     paper = sibling(__file__, "acl2025_mod_multiplication.py")
     c.task.name = paper.task.name
     c.task.moduli = paper.task.moduli

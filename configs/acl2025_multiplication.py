@@ -10,7 +10,7 @@ D234 the paper's 100k examples are a finite sample, which online data is not.
     arith-jax train --config=configs/acl2025_multiplication.py --workdir=runs/acl_mul
 """
 
-from arith_jax.default_config import get_config as base
+from arith_jax.default_config import base
 
 # D12, D2, D3, D34, D234 (even mixtures of D_n).
 ACL2025_MULTIPLICATION_SETS = ("dn:1@0.5,dn:2@0.5", "dn:2", "dn:3", "dn:3@0.5,dn:4@0.5", "dn:2@1,dn:3@1,dn:4@1")

@@ -9,11 +9,11 @@ trains the mod column on 2 digits, and configs/acl2025_table1_mul_cpu.py the mul
 """
 
 from arith_jax.config import sibling
-from arith_jax.default_config import get_config as default
+from arith_jax.default_config import base
 
 
 def get_config():
-    c = default()
+    c = base()
     paper = sibling(__file__, "acl2025_table1.py")
     c.task.name = paper.task.name
     c.task.moduli = paper.task.moduli

@@ -19,7 +19,7 @@ match on every seed at 5, 10, 30, 50 and 100 digits, 99.6-100% at 20.
     arith-jax train --config=configs/coupling_addition_cpu.py --workdir=runs/coupling_cpu
 """
 
-from arith_jax.default_config import get_config as base
+from arith_jax.default_config import base
 
 
 def get_config():

@@ -9,7 +9,7 @@ already cover 100 digits when training begins.
     arith-jax train --config=configs/fire_randomized_hints.py --workdir=runs/fire
 """
 
-from arith_jax.default_config import get_config as base
+from arith_jax.default_config import base
 
 
 def get_config():

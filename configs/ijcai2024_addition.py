@@ -7,7 +7,7 @@ configs/ijcai2024_addition_cpu.py is the CPU size.
     arith-jax train --config=configs/ijcai2024_addition.py --workdir=runs/ijcai_add
 """
 
-from arith_jax.default_config import get_config as base
+from arith_jax.default_config import base
 
 
 def get_config():

@@ -5,7 +5,7 @@ configs/pe_comparison_cpu.py is the CPU size.
     arith-jax train --config=configs/pe_sweep.py --workdir=runs/pe_sweep
 """
 
-from arith_jax.default_config import get_config as base
+from arith_jax.default_config import base
 
 
 def get_config():

@@ -4,7 +4,7 @@ from arith_jax import config as config_lib
 
 
 def tiny_config(**overrides):
-    c = config_lib.default()
+    c = config_lib.base()
     c.task.moduli = (7, 11)
     c.task.train_sampling = "below:2"
     c.task.format = "pad=4/2,reverse_result,eos"
