@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arith_jax import population
+from arith_jax import default_config, population
 from arith_jax.errors import ConfigError
 from tiny_config import tiny_config
 
@@ -159,3 +159,12 @@ def test_shares_split_the_member_grid_disjointly_and_keep_its_names(seeds, encod
                 next(w for w in whole if w.name == g.name).sampling_of(m) for m in g.members]
     assert [m for share in shares for m in share] == everyone  # contiguous, in order, each once
     assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def test_the_default_is_the_plain_base_with_its_recipe_and_nothing_else():
+    """configs/ build on default_config.base(); the embedded default differs from it exactly in
+    DEFAULT_RECIPE's fields, so the default's recipe never leaks into a shipped config."""
+    default, plain = default_config.get_config().to_dict(), default_config.base().to_dict()
+    differing = {(section, field) for section in plain for field in plain[section]
+                 if plain[section][field] != default[section][field]}
+    assert differing == set(default_config.DEFAULT_RECIPE)
