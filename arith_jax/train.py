@@ -174,9 +174,9 @@ def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[di
     loss, grads = jax.value_and_grad(loss_fn)(params)
     grad_norm = optax.tree.norm(grads)
     # Finite when the loss and the gradient's norm are (one scalar each; the clip computes the
-    # same norm): with a finite gradient AdamW's update is finite. Knowing it before the update,
-    # XLA fuses the freeze's select into the update instead of a pass over every new parameter
-    # to test it and another to select (the GPU profile in benchmarks/RESULTS.md).
+    # same norm): with a finite gradient AdamW's update is finite. Known before the update, it
+    # lets XLA fuse the freeze's select into the update, where testing every new parameter took a
+    # pass of its own and the select another (the GPU profile in benchmarks/RESULTS.md).
     keep = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & ~frozen
     lr = hyper["lr"] * lr_multiplier(step, hyper["warmup"], hyper["total"], hyper["final_fraction"])
     # train.weight_decay_from_step and train.weight_decay_below_loss: a member still on a loss
