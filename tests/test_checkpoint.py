@@ -99,7 +99,11 @@ original = ocp.JsonCheckpointHandler._save_fn
 async def paused_save(self, item, directory):
     # The step-20 save stalls half written, as a save does when the machine goes away.
     if item.get("step") == 20:
-        marker.write_text(str(directory))
+        # Written whole, then renamed: the test polls for the marker and must never read it
+        # created but still empty (a CI run once did).
+        partial = marker.with_suffix(".partial")
+        partial.write_text(str(directory))
+        partial.rename(marker)
         time.sleep(3600)
     return await original(self, item, directory)
 
