@@ -22,7 +22,7 @@ XLA_FLAGS=--xla_gpu_enable_command_buffer= there, else a whole step is one CUDA 
 "op". --keep_trace=DIR keeps each trace and the compiled HLO; --read=DIR reads such a folder
 again (with the flags the traced run had), on any machine:
 
-    python benchmarks/profile_step.py --read=benchmarks/results/h100-2026-11-26/trace_acl2025 \
+    python benchmarks/profile_step.py --read=benchmarks/results/h100-2026-11-26-lease3/trace_acl2025 \
         --preset=acl2025 --dtype=bfloat16 --task=add --sampling=exact:16 --format=plain \
         --members=8 --spd=5 --chunks=2
 """
@@ -117,7 +117,7 @@ def phase(call_path: str) -> str:
 
 
 def kind(name: str, info) -> str:
-    opcode, how = (info[1], info[3]) if info else ("", "library" if name.startswith(("ynn_", "xnn_")) else "XLA")
+    opcode, how = (info[1], info[3]) if info else ("", "library" if name.startswith(("ynn_", "xnn_", "onednn")) else "XLA")
     what = {"dot": "matmul", "reduce": "reduction", "cudnn-attention": "attention"}.get(opcode, "elementwise/other")
     return f"{what}, {how}"
 
@@ -154,6 +154,7 @@ def trace(args, members: int, keep: str) -> tuple[list, str, float]:
     steps = np.arange(args.spd, dtype=np.int32)
     # Compiled once: the HLO text names the operations the trace times, and the same executable runs.
     compiled = run_.program.chunk.lower(state, run_.hyper, run_.member_data, None, steps).compile()
+    hlo_text = compiled.as_text()
 
     def train_chunk(state):
         return compiled(state, run_.hyper, run_.member_data, None, steps)[0]
@@ -172,12 +173,12 @@ def trace(args, members: int, keep: str) -> tuple[list, str, float]:
             os.makedirs(keep, exist_ok=True)
             shutil.copy(trace_file, os.path.join(keep, f"trace_{members}.json.gz"))
             with gzip.open(os.path.join(keep, f"hlo_{members}.txt.gz"), "wt") as f:
-                f.write(compiled.as_text())
+                f.write(hlo_text)
             with open(os.path.join(keep, "environment.json"), "w") as f:
                 json.dump(record.environment(), f, indent=1)
         with gzip.open(trace_file) as f:
             events = json.load(f)["traceEvents"]
-    return events, compiled.as_text(), wall
+    return events, hlo_text, wall
 
 
 def kept_trace(folder: str, members: int) -> tuple[list, str, None]:
