@@ -61,6 +61,15 @@ python3 -c "import jax, flax, optax, orbax.checkpoint as o, torch; print('jax', 
 
 TRAIN="python3 -m arith_jax.cli train"
 QUIET="--config.checkpoint.every=0 --config.log.tensorboard=False"
+# The 10.7M model (6 x 6 x 384) in bfloat16 on 16-digit addition: every 10.7M row of RESULTS.md.
+LARGE="--preset=acl2025 --dtype=bfloat16 --task=add --sampling=exact:16 --format=plain"
+
+# torch_peer_large LIMIT MEMBERS STEPS: the PyTorch peer beside arith_jax at 10.7M on this GPU.
+torch_peer_large() {
+  XLA_PYTHON_CLIENT_PREALLOCATE=false stage vs_pytorch_acl2025 "$1" python3 benchmarks/bench_vs_pytorch.py \
+    --preset=acl2025 --dtype=bfloat16 --digits=16 --format=pad=16/3,reverse_result,eos --members="$2" \
+    --torch_runs=1 --steps="$3" --spd=10 --out="$BENCH"
+}
 
 # smoke: the CLI end to end (train, eval with decoding, report) on a tiny run. Stop if broken.
 smoke() {
@@ -85,15 +94,12 @@ throughput() {
   stage nano_scaling 90 python3 benchmarks/bench_train.py --members=1,16,256,1024,4096 --spd=20 --chunks=2 \
     --out="$BENCH" --name=train_nano_float32
   for attention in xla cudnn; do
-    stage "acl2025_$attention" 60 python3 benchmarks/bench_train.py --preset=acl2025 --dtype=bfloat16 \
-      --attention=$attention --task=add --sampling=exact:16 --format=plain --members=1,8,32 --spd=10 --chunks=2 \
-      --out="$BENCH" --name="train_acl2025_bfloat16_$attention"
+    stage "acl2025_$attention" 60 python3 benchmarks/bench_train.py $LARGE --attention=$attention \
+      --members=1,8,32 --spd=10 --chunks=2 --out="$BENCH" --name="train_acl2025_bfloat16_$attention"
   done
   XLA_PYTHON_CLIENT_PREALLOCATE=false stage vs_pytorch_nano 70 python3 benchmarks/bench_vs_pytorch.py \
     --members=1,256,4096 --torch_runs=2 --steps=200 --spd=20 --out="$BENCH"
-  XLA_PYTHON_CLIENT_PREALLOCATE=false stage vs_pytorch_acl2025 70 python3 benchmarks/bench_vs_pytorch.py \
-    --preset=acl2025 --dtype=bfloat16 --digits=16 --format=pad=16/3,reverse_result,eos --members=1,8,32 \
-    --torch_runs=1 --steps=100 --spd=10 --out="$BENCH"
+  torch_peer_large 70 1,8,32 100
 }
 
 # coupling_200 (#10): configs/coupling_addition_200.py in bfloat16 with 3 seeds x lr {3e-4, 1e-3}
@@ -139,12 +145,10 @@ late_decay() {
 # acl2025_large (#12): the 10.7M model in bfloat16 at 32 members (its compile outran the earlier
 # stage) and through cuDNN attention (sequence padded to a multiple of 8 since the last lease).
 acl2025_large() {
-  stage acl2025_xla_32 100 python3 benchmarks/bench_train.py --preset=acl2025 --dtype=bfloat16 \
-    --attention=xla --task=add --sampling=exact:16 --format=plain --members=32 --spd=2 --chunks=2 \
-    --out="$BENCH" --name=train_acl2025_bfloat16_xla_32
-  stage acl2025_cudnn 60 python3 benchmarks/bench_train.py --preset=acl2025 --dtype=bfloat16 \
-    --attention=cudnn --task=add --sampling=exact:16 --format=plain --members=1,8 --spd=5 --chunks=2 \
-    --out="$BENCH" --name=train_acl2025_bfloat16_cudnn
+  stage acl2025_xla_32 100 python3 benchmarks/bench_train.py $LARGE --attention=xla --members=32 --spd=2 \
+    --chunks=2 --out="$BENCH" --name=train_acl2025_bfloat16_xla_32
+  stage acl2025_cudnn 60 python3 benchmarks/bench_train.py $LARGE --attention=cudnn --members=1,8 --spd=5 \
+    --chunks=2 --out="$BENCH" --name=train_acl2025_bfloat16_cudnn
 }
 
 # ijcai_mul, acl_mul, ijcai_add (#9): the shipped accelerator configs as written, evaluated every
@@ -167,19 +171,14 @@ ijcai_add() {
 # profile_large, torch_large, batch_large (#12): the XLA profile of the 10.7M step at 8 members in
 # bfloat16 (the trace and compiled HLO kept in bench.tgz), the PyTorch peer at 10.7M on the same
 # GPU, and the same step at 4x the batch (does MFU grow with the work per step?).
-LARGE="--preset=acl2025 --dtype=bfloat16 --attention=xla --task=add --sampling=exact:16 --format=plain"
 profile_large() {  # without command buffers: else a whole step is one CUDA graph, one "op" in the trace
-  XLA_FLAGS=--xla_gpu_enable_command_buffer= stage profile_acl2025 70 python3 benchmarks/profile_step.py $LARGE --members=8 --spd=5 --chunks=2 \
-    --top=25 --out="$BENCH" --keep_trace="$BENCH/trace_acl2025"
+  XLA_FLAGS=--xla_gpu_enable_command_buffer= stage profile_acl2025 70 python3 benchmarks/profile_step.py $LARGE \
+    --attention=xla --members=8 --spd=5 --chunks=2 --top=25 --out="$BENCH" --keep_trace="$BENCH/trace_acl2025"
 }
-torch_large() {
-  XLA_PYTHON_CLIENT_PREALLOCATE=false stage vs_pytorch_acl2025 90 python3 benchmarks/bench_vs_pytorch.py \
-    --preset=acl2025 --dtype=bfloat16 --digits=16 --format=pad=16/3,reverse_result,eos --members=1,8 \
-    --torch_runs=1 --steps=60 --spd=10 --out="$BENCH"
-}
+torch_large() { torch_peer_large 90 1,8 60; }
 batch_large() {
-  stage acl2025_batch256 50 python3 benchmarks/bench_train.py $LARGE --members=8 --batch=256 --spd=5 \
-    --chunks=2 --out="$BENCH" --name=train_acl2025_bfloat16_xla_batch256
+  stage acl2025_batch256 50 python3 benchmarks/bench_train.py $LARGE --attention=xla --members=8 --batch=256 \
+    --spd=5 --chunks=2 --out="$BENCH" --name=train_acl2025_bfloat16_xla_batch256
 }
 
 for group in ${STAGES:-smoke sweep throughput sweep_large}; do
