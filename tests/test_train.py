@@ -160,34 +160,34 @@ def test_weight_decay_starts_at_its_step():
     assert all(np.linalg.norm(m[1]) < 0.98 * np.linalg.norm(m[0]) for m in matrices)
 
 
+def _matrices_after_3_steps(**overrides) -> list:
+    """The weight matrices (member axis first) of two members with weight decay 0 and 10 after
+    3 training steps under `overrides`."""
+    config = tiny_config(task__moduli=[7], population__weight_decays=[0.0, 10.0], log__tensorboard=False,
+                         **overrides)
+    run = train.build_runs(config, population.plan(config))[0]
+    state = run.program.init(run.group.column("seed", np.uint32))
+    after, _ = run.program.chunk(state, run.hyper, run.member_data, None, np.arange(3, dtype=np.int32))
+    return [leaf for leaf in jax.tree.leaves(jax.device_get(after["params"])) if leaf.ndim == 3]
+
+
 def test_weight_decay_waits_for_the_loss_to_fall_below_its_gate():
     """train.weight_decay_below_loss: at steps where a member's loss is above the gate it is not
     decayed (an untrained member's loss is ~ln(vocab), far above 1e-3), so members that differ
     only in weight decay train identically; a gate above every loss decays from the start."""
-    def matrices_after(gate):
-        config = tiny_config(task__moduli=[7], population__weight_decays=[0.0, 10.0], log__tensorboard=False,
-                             train__weight_decay_below_loss=gate)
-        run = train.build_runs(config, population.plan(config))[0]
-        state = run.program.init(run.group.column("seed", np.uint32))
-        after, _ = run.program.chunk(state, run.hyper, run.member_data, None, np.arange(3, dtype=np.int32))
-        return [leaf for leaf in jax.tree.leaves(jax.device_get(after["params"])) if leaf.ndim == 3]
-    for m in matrices_after(1e-3):
+    for m in _matrices_after_3_steps(train__weight_decay_below_loss=1e-3):
         np.testing.assert_array_equal(m[0], m[1])
-    assert all(np.linalg.norm(m[1]) < 0.98 * np.linalg.norm(m[0]) for m in matrices_after(1e3))
+    assert all(np.linalg.norm(m[1]) < 0.98 * np.linalg.norm(m[0])
+               for m in _matrices_after_3_steps(train__weight_decay_below_loss=1e3))
 
 
 def test_while_gated_a_member_gets_the_gated_decay_not_its_own():
     """train.weight_decay_while_gated: with the loss gate holding both members' decay off, the
     member with decay 10 trains exactly like the one with 0 (both get the gated decay); and that
     gated decay does shrink them against a run without it."""
-    def matrices_after(while_gated):
-        config = tiny_config(task__moduli=[7], population__weight_decays=[0.0, 10.0], log__tensorboard=False,
-                             train__weight_decay_below_loss=1e-3, train__weight_decay_while_gated=while_gated)
-        run = train.build_runs(config, population.plan(config))[0]
-        state = run.program.init(run.group.column("seed", np.uint32))
-        after, _ = run.program.chunk(state, run.hyper, run.member_data, None, np.arange(3, dtype=np.int32))
-        return [leaf for leaf in jax.tree.leaves(jax.device_get(after["params"])) if leaf.ndim == 3]
-    gated, undecayed = matrices_after(10.0), matrices_after(0.0)
+    gated, undecayed = (_matrices_after_3_steps(train__weight_decay_below_loss=1e-3,
+                                                train__weight_decay_while_gated=while_gated)
+                        for while_gated in (10.0, 0.0))
     for m in gated:
         np.testing.assert_array_equal(m[0], m[1])
     assert all(np.linalg.norm(g[0]) < 0.98 * np.linalg.norm(u[0]) for g, u in zip(gated, undecayed))
