@@ -106,6 +106,36 @@ def dropout_rate(field: str, value: Any) -> float:
     return _float_in(field, value, 0.0, 0.999999, "a dropout rate in [0, 1)")
 
 
+# The population lists a group may set for itself (population.group_overrides).
+PER_GROUP_LISTS = ("learning_rates", "weight_decays", "format")
+
+
+def _check_member_lists(prefix: str, lists) -> None:
+    """The population's lists, or those of population.group_overrides.<key>: whichever are set."""
+    checks = {
+        "seeds": _ints,
+        "data_seeds": _ints,
+        "learning_rates": lambda f, v: _floats(f, v, low=0.0, low_inclusive=False),
+        "weight_decays": lambda f, v: _floats(f, v, low=0.0, low_inclusive=True),
+        "train_digits": lambda f, v: _positive_ints(f, v, allow_empty=True),
+        "dropout": lambda f, v: [dropout_rate(f, rate) for rate in v],
+    }
+    for field, check in checks.items():
+        if field in lists:
+            check(f"{prefix}.{field}", lists[field])
+    for field in ("format", "train_sampling"):  # strings as task.<field> takes them
+        for text in lists.get(field, ()):
+            if not isinstance(text, str):
+                raise ConfigError(f"{prefix}.{field}", f"{text!r} is not allowed; each entry is a task.{field} string")
+    for field in ("seeds", "data_seeds", "learning_rates", "weight_decays", "pe", "preset", "format", "dropout",
+                  "train_sampling", "train_digits"):
+        values = list(lists.get(field, ()))
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{prefix}.{field}", f"{values} repeats a value; list each once")
+    if prefix != "population" and "format" in lists and not list(lists["format"]):
+        raise ConfigError(f"{prefix}.format", "must list at least one value")
+
+
 def check_scalars(config: ml_collections.ConfigDict) -> None:
     """The checks that need nothing but the config itself."""
     t = config.train
@@ -125,22 +155,15 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
     _float_in("train.ema_decay", t.ema_decay, 0.0, 0.999999, "in [0, 1) (0 = no moving average)")
 
     p = config.population
-    _ints("population.seeds", p.seeds)
-    _ints("population.data_seeds", p.data_seeds)
-    _floats("population.learning_rates", p.learning_rates, low=0.0, low_inclusive=False)
-    _floats("population.weight_decays", p.weight_decays, low=0.0, low_inclusive=True)
-    _positive_ints("population.train_digits", p.train_digits, allow_empty=True)
-    for rate in p.dropout:
-        dropout_rate("population.dropout", rate)
-    for field in ("format", "train_sampling"):  # strings as task.<field> takes them
-        for text in p[field]:
-            if not isinstance(text, str):
-                raise ConfigError(f"population.{field}", f"{text!r} is not allowed; each entry is a task.{field} string")
-    for field in ("seeds", "data_seeds", "learning_rates", "weight_decays", "pe", "preset", "format", "dropout",
-                  "train_sampling", "train_digits"):
-        values = list(p[field])
-        if len(set(values)) != len(values):
-            raise ConfigError(f"population.{field}", f"{values} repeats a value; list each once")
+    _check_member_lists("population", p)
+    for key, entry in p.get("group_overrides", {}).items():
+        field = f"population.group_overrides.{key}"
+        if not hasattr(entry, "items"):
+            raise ConfigError(field, f"{entry!r} is not allowed; give a dict of {', '.join(PER_GROUP_LISTS)}")
+        unknown = sorted(set(entry) - set(PER_GROUP_LISTS))
+        if unknown:
+            raise ConfigError(field, f"{unknown[0]!r} cannot be set per group; allowed: {', '.join(PER_GROUP_LISTS)}")
+        _check_member_lists(field, entry)
     sampling_field = "population.train_sampling" if p.train_sampling else "task.train_sampling"
     for text in list(p.train_sampling) or [config.task.train_sampling]:
         if p.train_digits and "{n}" not in text:

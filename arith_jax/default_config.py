@@ -102,6 +102,12 @@ def base() -> ml_collections.ConfigDict:
     c.population.preset = ()  # empty = (model.preset,)
     c.population.format = ()  # token layouts, e.g. ("pad=6/3,eos", "acl2025"); empty = (task.format,)
     c.population.dropout = ()  # e.g. (0.0, 0.1); empty = (model.dropout,)
+    # A group's own lists, keyed by a `pe` or `preset` of the population: its entries
+    # (learning_rates, weight_decays, format) replace the population's for those groups, e.g.
+    # {"fire": {"learning_rates": (5e-3,)}, "coupled": {"format": ("pad=common,reverse_result",)}}
+    # gives FIRE its own learning rate and position coupling the layout it reads. Set it in a
+    # config file (the command line can only change keys a config already has).
+    c.population.group_overrides = ml_collections.ConfigDict()
     # Training distributions, one member each, in one program (e.g. the ACL-2025 training
     # sets ("dn:4", "exact:4", "dn:4@0.5,dn:5@0.5")); empty = (task.train_sampling,).
     c.population.train_sampling = ()

@@ -108,6 +108,38 @@ def _spec(config: ml_collections.ConfigDict, text: str, width: int, max_modulus:
         raise ConfigError(field, str(error).removeprefix("task.format: ")) from None
 
 
+def _own_lists(config: ml_collections.ConfigDict, pe: str, preset: str,
+               formats: list[str]) -> tuple[dict[str, list], dict[str, str]]:
+    """The learning rates, weight decays and layouts of the groups of one (pe, preset) pair:
+    the population's, replaced by whatever population.group_overrides gives that encoding or
+    preset. Also the field each list came from, to name it in an error."""
+    pop = config.population
+    lists = {"learning_rates": list(pop.learning_rates), "weight_decays": list(pop.weight_decays),
+             "format": formats}
+    fields = {"learning_rates": "population.learning_rates", "weight_decays": "population.weight_decays",
+              "format": "population.format" if pop.format else "task.format"}
+    set_by = {}
+    for key in (pe, preset):
+        for list_name, values in pop.get("group_overrides", {}).get(key, {}).items():
+            if list_name in set_by:
+                raise ConfigError("population.group_overrides", f"{set_by[list_name]!r} and {key!r} both set "
+                                                                f"{list_name} for pe={pe}, preset={preset}; set it once")
+            set_by[list_name] = key
+            lists[list_name] = list(values)
+            fields[list_name] = f"population.group_overrides.{key}.{list_name}"
+    return lists, fields
+
+
+def _check_override_keys(config: ml_collections.ConfigDict) -> None:
+    """Each key must name an encoding or a preset (a typo is not silently ignored); one the
+    population does not train is allowed, so a config's overrides survive narrowing its lists."""
+    names = list(positional.ENCODINGS) + list(model_lib.PRESETS)
+    for key in config.population.get("group_overrides", {}):
+        if key not in names:
+            raise ConfigError(f"population.group_overrides.{key}",
+                              f"names no positional encoding or preset; use one of {', '.join(names)}")
+
+
 def plan(config: ml_collections.ConfigDict) -> list[Group]:
     """Validate the config and lay the population out in groups. Raises ConfigError."""
     config_lib.check_scalars(config)
@@ -118,6 +150,7 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
     presets = list(pop.preset) or [config.model.preset]
     formats = list(pop.format) or [config.task.format]
     dropouts = [config_lib.dropout_rate("population.dropout", d) for d in pop.dropout] or [config.model.dropout]
+    _check_override_keys(config)
     digit_choices = sorted(pop.train_digits) or [None]
     sampling_field = "population.train_sampling" if pop.train_sampling else "task.train_sampling"
     sampling_texts = list(pop.train_sampling) or [config.task.train_sampling]
@@ -135,15 +168,17 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
     if width < longest:
         raise ConfigError("task.width", f"{width} is smaller than the longest train or eval operand ({longest} "
                                         "digits); raise it or set 0 for automatic")
-    specs = {text: _spec(config, text, width, _modulus_capacity(max(moduli)),
-                         "population.format" if pop.format else "task.format")
-             for text in formats}
-
-    member_grid = list(itertools.product(pop.seeds, pop.data_seeds, moduli, pop.learning_rates, pop.weight_decays,
-                                         sampling_texts, digit_choices))
-    group_grid = list(itertools.product(pes, presets, formats, dropouts))
-    varying_group_fields = [f for f, values in zip(GROUP_FIELDS, (pes, presets, formats, dropouts))
-                            if len(values) > 1]
+    # Each (pe, preset) pair's own lists: the population's, or its population.group_overrides.
+    own = {(pe, preset): _own_lists(config, pe, preset, formats) for pe, preset in itertools.product(pes, presets)}
+    format_fields = {}  # each layout, and the field that first asked for it
+    for lists, fields in own.values():
+        for text in lists["format"]:
+            format_fields.setdefault(text, fields["format"])
+    specs = {text: _spec(config, text, width, _modulus_capacity(max(moduli)), field)
+             for text, field in format_fields.items()}
+    group_grid = [(pe, preset, format_text, dropout) for (pe, preset), (lists, _) in own.items()
+                  for format_text in lists["format"] for dropout in dropouts]
+    varying_group_fields = [f for i, f in enumerate(GROUP_FIELDS) if len({g[i] for g in group_grid}) > 1]
 
     groups = []
     for pe, preset, format_text, dropout in group_grid:
@@ -153,6 +188,9 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
         group_coords = {"pe": pe, "preset": preset, "format": format_text, "dropout": dropout}
         # A safe name: it keys the checkpoint's per-group state and names directories.
         name = writers.safe_file_name(",".join(f"{f}={group_coords[f]}" for f in varying_group_fields)) or "main"
+        lists, _ = own[pe, preset]
+        member_grid = itertools.product(pop.seeds, pop.data_seeds, moduli, lists["learning_rates"],
+                                        lists["weight_decays"], sampling_texts, digit_choices)
         members, indices = [], []
         for seed, data_seed, p, lr, wd, sampling_text, n in member_grid:
             coords = {"seed": seed, "data_seed": data_seed, "lr": lr, "wd": wd, **group_coords}

@@ -38,6 +38,23 @@ BAD = [
     ({"population__train_sampling": ["dn:2", "dn:x"]}, r"^population\.train_sampling: bad component 'dn:x'"),
     ({"population__train_sampling": ["dn:{n}", "exact:2"], "population__train_digits": [1, 2]},
      r'^population\.train_digits: is set, so population\.train_sampling must contain "\{n\}" \(e\.g\. "dn:\{n\}"\), not \'exact:2\'$'),
+    ({"population__group_overrides": {"fier": {"learning_rates": [5e-3]}}},
+     r"^population\.group_overrides\.fier: names no positional encoding or preset; use one of none, learned, "),
+    ({"population__group_overrides": {"learned": {"lr": [5e-3]}}},
+     r"^population\.group_overrides\.learned: 'lr' cannot be set per group; allowed: learning_rates, "
+     r"weight_decays, format$"),
+    ({"population__group_overrides": {"learned": 3}},
+     r"^population\.group_overrides\.learned: 3 is not allowed; give a dict of learning_rates, weight_decays, format$"),
+    ({"population__group_overrides": {"learned": {"learning_rates": [-1.0]}}},
+     r"^population\.group_overrides\.learned\.learning_rates: -1\.0 is not allowed"),
+    ({"population__group_overrides": {"learned": {"format": []}}},
+     r"^population\.group_overrides\.learned\.format: must list at least one value$"),
+    ({"population__group_overrides": {"learned": {"format": ["pad=2/2"]}}},
+     r"^population\.group_overrides\.learned\.format: pad=2/\.\. is narrower than the 3-digit operands"),
+    ({"population__preset": ["nano"],
+      "population__group_overrides": {"learned": {"weight_decays": [0.1]}, "nano": {"weight_decays": [1.0]}}},
+     r"^population\.group_overrides: 'learned' and 'nano' both set weight_decays for pe=learned, preset=nano; "
+     r"set it once$"),
     ({"train__steps": 0}, r"^train\.steps: 0 is not allowed; must be an integer >= 1$"),
     ({"train__batch_size": -4}, r"^train\.batch_size: -4 is not allowed"),
     ({"train__grad_clip": 0.0}, r"^train\.grad_clip: 0\.0 is not allowed; must be a number > 0$"),
@@ -85,6 +102,24 @@ def test_layouts_and_dropout_rates_are_groups_of_one_invocation():
     for g in groups:
         assert {(m["format"], m["dropout"]) for m in g.members} == {(str(config.population.format[
             int(g.spec.format.bos)]), g.model.dropout)}
+
+
+def test_a_group_can_have_its_own_learning_rates_and_layout():
+    config = tiny_config(population__pe=["learned", "rope", "coupled"], model__coupling_max_offset=10,
+                         population__group_overrides={"rope": {"learning_rates": [5e-3, 1e-2]},
+                                                      "coupled": {"format": ["pad=common,reverse_result"]},
+                                                      "fire": {"learning_rates": [5e-3]}})  # not trained: kept
+    groups = population.plan(config)
+    assert [g.name for g in groups] == ["pe=learned,format=pad=4_2,reverse_result,eos",
+                                        "pe=rope,format=pad=4_2,reverse_result,eos",
+                                        "pe=coupled,format=pad=common,reverse_result"]
+    learned, rope, coupled = groups
+    assert {(m["p"], m["lr"]) for m in learned.members} == {(7, 1e-3), (11, 1e-3)}
+    assert {(m["p"], m["lr"]) for m in rope.members} == {(p, lr) for p in (7, 11) for lr in (5e-3, 1e-2)}
+    assert learned.spec.format.pad_operands and not coupled.spec.format.pad_operands
+    assert coupled.spec.format.pad_common and {m["format"] for m in coupled.members} == {"pad=common,reverse_result"}
+    names = [n for g in groups for n in g.names]
+    assert len(set(names)) == len(names) and "lr=0.005" in rope.names[0]
 
 
 def test_training_lengths_fill_the_sampling_template_within_one_group():
