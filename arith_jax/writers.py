@@ -110,8 +110,10 @@ def heatmap_png(acc_MxL, member_names: Sequence[str], lengths: Sequence[int], ti
     """A member x length accuracy heatmap (accuracy in [0, 1], NaN = not measured) as PNG."""
     acc_MxL = np.asarray(acc_MxL, dtype=np.float64)
     num_members, num_lengths = acc_MxL.shape
+    # Wide enough for the member names beside the cells and the title above them.
+    longest_label = max([len(name) for name in member_names] + [len(title) // 2], default=0)
     figure = Figure(
-        figsize=(min(2.5 + 0.6 * num_lengths, 20.0), min(1.5 + 0.28 * num_members, 30.0)),
+        figsize=(min(2.5 + 0.6 * num_lengths + 0.06 * longest_label, 30.0), min(1.5 + 0.28 * num_members, 30.0)),
         layout="constrained",
     )
     FigureCanvasAgg(figure)
@@ -127,7 +129,7 @@ def heatmap_png(acc_MxL, member_names: Sequence[str], lengths: Sequence[int], ti
     if num_members <= 60:
         axes.set_yticks(range(num_members), list(member_names), fontsize=8)
     axes.set_ylabel("member")
-    axes.set_title(title)
+    figure.suptitle(title)
     if num_members * num_lengths <= 300:
         for (m, n), acc in np.ndenumerate(acc_MxL):
             if np.isfinite(acc):
