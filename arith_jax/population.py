@@ -5,7 +5,9 @@ A population is the product of the config's lists. Members that share every stat
 compiled program; what differs inside a group (seed, data seed, modulus, learning rate,
 weight decay, training length) is data: arrays with a leading member axis, so no value
 ever recompiles. Training lengths share the group's operand width, so a member's length is
-the index of its sampler among the group's samplers.
+the index of its sampler among the group's samplers. `population.group_overrides` lets an
+encoding or preset replace the population's learning rates, weight decays or layouts with its
+own, so a grid can give each architecture the settings it learns at.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ def get_config():
     c.task.train_sampling = "uniform:1-8"
     c.task.format = "reversed"
     c.model.preset = "micro"
-    c.population.pe = ("none", "learned", "sinusoidal", "rope", "alibi", "t5", "fire", "abacus")
+    c.population.pe = ("none", "learned", "sinusoidal", "rope", "alibi", "t5", "fire", "abacus", "coupled")
+    # Position coupling reads operands in written order, zero-padded to the longer, the result reversed.
+    c.population.group_overrides = {"coupled": {"format": ("pad=common,reverse_result",)}}
     c.population.seeds = (0, 1)
     c.population.learning_rates = (1e-3,)
     c.population.weight_decays = (0.1,)
