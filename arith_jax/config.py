@@ -132,8 +132,6 @@ def _check_member_lists(prefix: str, lists) -> None:
         values = list(lists.get(field, ()))
         if len(set(values)) != len(values):
             raise ConfigError(f"{prefix}.{field}", f"{values} repeats a value; list each once")
-    if prefix != "population" and "format" in lists and not list(lists["format"]):
-        raise ConfigError(f"{prefix}.format", "must list at least one value")
 
 
 def check_scalars(config: ml_collections.ConfigDict) -> None:
@@ -164,6 +162,8 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
         if unknown:
             raise ConfigError(field, f"{unknown[0]!r} cannot be set per group; allowed: {', '.join(PER_GROUP_LISTS)}")
         _check_member_lists(field, entry)
+        if "format" in entry and not list(entry["format"]):  # population.format's () means task.format; here, nothing
+            raise ConfigError(f"{field}.format", "must list at least one value")
     sampling_field = "population.train_sampling" if p.train_sampling else "task.train_sampling"
     for text in list(p.train_sampling) or [config.task.train_sampling]:
         if p.train_digits and "{n}" not in text:

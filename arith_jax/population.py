@@ -111,15 +111,14 @@ def _spec(config: ml_collections.ConfigDict, text: str, width: int, max_modulus:
 
 
 def _own_lists(config: ml_collections.ConfigDict, pe: str, preset: str,
-               formats: list[str]) -> tuple[dict[str, list], dict[str, str]]:
+               formats: list[str]) -> tuple[dict[str, list], str]:
     """The learning rates, weight decays and layouts of the groups of one (pe, preset) pair:
     the population's, replaced by whatever population.group_overrides gives that encoding or
-    preset. Also the field each list came from, to name it in an error."""
+    preset. Also the field the layouts came from, to name it in an error."""
     pop = config.population
     lists = {"learning_rates": list(pop.learning_rates), "weight_decays": list(pop.weight_decays),
              "format": formats}
-    fields = {"learning_rates": "population.learning_rates", "weight_decays": "population.weight_decays",
-              "format": "population.format" if pop.format else "task.format"}
+    format_field = "population.format" if pop.format else "task.format"
     set_by = {}
     for key in (pe, preset):
         for list_name, values in pop.get("group_overrides", {}).get(key, {}).items():
@@ -128,8 +127,9 @@ def _own_lists(config: ml_collections.ConfigDict, pe: str, preset: str,
                                                                 f"{list_name} for pe={pe}, preset={preset}; set it once")
             set_by[list_name] = key
             lists[list_name] = list(values)
-            fields[list_name] = f"population.group_overrides.{key}.{list_name}"
-    return lists, fields
+            if list_name == "format":
+                format_field = f"population.group_overrides.{key}.format"
+    return lists, format_field
 
 
 def _check_override_keys(config: ml_collections.ConfigDict) -> None:
@@ -173,9 +173,9 @@ def plan(config: ml_collections.ConfigDict) -> list[Group]:
     # Each (pe, preset) pair's own lists: the population's, or its population.group_overrides.
     own = {(pe, preset): _own_lists(config, pe, preset, formats) for pe, preset in itertools.product(pes, presets)}
     format_fields = {}  # each layout, and the field that first asked for it
-    for lists, fields in own.values():
+    for lists, format_field in own.values():
         for text in lists["format"]:
-            format_fields.setdefault(text, fields["format"])
+            format_fields.setdefault(text, format_field)
     specs = {text: _spec(config, text, width, _modulus_capacity(max(moduli)), field)
              for text, field in format_fields.items()}
     group_grid = [(pe, preset, format_text, dropout) for (pe, preset), (lists, _) in own.items()

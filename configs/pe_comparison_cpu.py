@@ -26,11 +26,9 @@ def get_config():
     c.population.pe = ("none", "learned", "sinusoidal", "rope", "alibi", "t5", "fire", "abacus", "coupled")
     c.population.seeds = (0, 1, 2)
     c.population.learning_rates = (3e-3,)
-    c.population.group_overrides = {
-        "fire": {"learning_rates": (5e-3,)},
-        "abacus": {"learning_rates": (1e-3,)},
-        "coupled": {"format": ("pad=common,reverse_result",)},
-    }
+    # Beside pe_sweep.py's layout for coupling: FIRE's and Abacus's own learning rates.
+    c.population.group_overrides.fire = {"learning_rates": (5e-3,)}
+    c.population.group_overrides.abacus = {"learning_rates": (1e-3,)}
     c.train.b2 = 0.95  # leaves the loss plateaus sooner (docs/recipe_search.md 8e)
     c.train.steps = 6000
     c.train.steps_per_dispatch = 100
