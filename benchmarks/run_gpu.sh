@@ -20,6 +20,10 @@
 #   profile_large where the 10.7M model's step time goes on the GPU (the XLA profile, raw trace kept)
 #   torch_large   the PyTorch peer at 10.7M on the same GPU
 #   batch_large   the 10.7M step at batch 256 per member
+#   freeze_large  the 10.7M step at 8 members with and without the per-member NaN freeze
+#   recipe_cpu    the default's recipe and two-layer variants at the CPU's step budget, 6 moduli
+#   recipe_cpu2   recipe_cpu's two helpful changes together, and on the default's three layers
+#   ijcai_add_long IJCAI 2024 addition as shipped, evaluated every 2500 steps (fewer decodes)
 #
 # Stages run in order of value, each under its own time limit, so a short lease still brings
 # back the first ones; every stage re-packs what exists so far into $OUT (bench.tgz with JSON +
@@ -179,6 +183,56 @@ torch_large() { torch_peer_large 90 1,8 60; }
 batch_large() {
   stage acl2025_batch256 50 python3 benchmarks/bench_train.py $LARGE --attention=xla --members=8 --batch=256 \
     --spd=5 --chunks=2 --out="$BENCH" --name=train_acl2025_bfloat16_xla_batch256
+}
+
+# freeze_large (#12): what the per-member NaN freeze costs the 10.7M step on the GPU since it
+# decides from the loss and gradient norm (the third lease's profile: up to 1.6 of 13.1 ms before).
+freeze_large() {
+  local variant
+  for variant in with without; do
+    local flag=""
+    [[ $variant == without ]] && flag=--without_nan_freeze
+    stage "freeze_${variant}_acl2025" 60 python3 benchmarks/bench_train.py $LARGE --attention=xla --members=8 \
+      --spd=10 --chunks=4 $flag --out="$BENCH" --name="train_acl2025_bfloat16_xla_8_${variant}_freeze"
+  done
+}
+
+# recipe_cpu (#9): the default's recipe (3 layers, 3000 steps) and two layers at 4200 steps (what
+# 5 CPU minutes buy) with variants of the gated decay, each over moduli 50, 51, 100, 101, 150, 151
+# x 3 seeds x 2 data seeds x lr {2e-3, 3e-3, 4e-3}: 108 members a program. float32 at full matmul
+# precision, as on a CPU (JAX's GPU default is TF32), so that only the float rounding differs.
+recipe_cpu() {
+  local grid="--config.task.moduli=(50,51,100,101,150,151) --config.population.data_seeds=(0,1)
+    --config.population.learning_rates=(2e-3,3e-3,4e-3)"
+  local d2="--config.model.num_layers=2 --config.train.steps=4200 --config.eval.every=2100"
+  local run="env JAX_DEFAULT_MATMUL_PRECISION=highest $TRAIN $QUIET $grid"
+  stage sweep_recipe_d3 75 $run --workdir="$WORK/sweep_recipe_d3" --config.eval.every=1500
+  stage sweep_recipe_d2 75 $run --workdir="$WORK/sweep_recipe_d2" $d2
+  stage sweep_recipe_d2_gate02 75 $run --workdir="$WORK/sweep_recipe_d2_gate02" $d2 \
+    --config.train.weight_decay_below_loss=0.2
+  stage sweep_recipe_d2_wd3 75 $run --workdir="$WORK/sweep_recipe_d2_wd3" $d2 --config.population.weight_decays='(3.0,)'
+  stage sweep_recipe_d2_free 75 $run --workdir="$WORK/sweep_recipe_d2_free" $d2 \
+    --config.train.weight_decay_while_gated=0.0
+}
+
+# recipe_cpu2 (#9): recipe_cpu's two helpful changes (decay gated at loss 0.2, none while gated)
+# together and on the default's three layers at 3000 steps.
+recipe_cpu2() {
+  local grid="--config.task.moduli=(50,51,100,101,150,151) --config.population.data_seeds=(0,1)
+    --config.population.learning_rates=(2e-3,3e-3,4e-3)"
+  local d2="--config.model.num_layers=2 --config.train.steps=4200 --config.eval.every=2100"
+  local run="env JAX_DEFAULT_MATMUL_PRECISION=highest $TRAIN $QUIET $grid"
+  local gate02="--config.train.weight_decay_below_loss=0.2" free="--config.train.weight_decay_while_gated=0.0"
+  stage sweep_recipe_d2_gate02_free 70 $run --workdir="$WORK/sweep_recipe_d2_gate02_free" $d2 $gate02 $free
+  stage sweep_recipe_d3_free 70 $run --workdir="$WORK/sweep_recipe_d3_free" --config.eval.every=1500 $free
+  stage sweep_recipe_d3_gate02 70 $run --workdir="$WORK/sweep_recipe_d3_gate02" --config.eval.every=1500 $gate02
+  stage sweep_recipe_d3_gate02_free 70 $run --workdir="$WORK/sweep_recipe_d3_gate02_free" --config.eval.every=1500 \
+    $gate02 $free
+}
+
+ijcai_add_long() {
+  stage paper_ijcai_add 160 $TRAIN --config=configs/ijcai2024_addition.py \
+    --workdir="$WORK/sweep_ijcai_add" $QUIET --config.eval.every=2500
 }
 
 for group in ${STAGES:-smoke sweep throughput sweep_large}; do
