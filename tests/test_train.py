@@ -282,10 +282,16 @@ def test_the_vmapped_chunk_steps_each_member_as_the_pure_step_does(one_step):
     _, _, (alone, metrics), (together, chunk_metrics) = one_step
     for key in ("loss", "grad_norm", "lr"):
         np.testing.assert_allclose(chunk_metrics[key], metrics[key], rtol=1e-6)
+    # AdamW moves every parameter by about lr per step, so a wrong member's data, learning rate
+    # or state shows as differences of that size. The two compilations round differently, and
+    # Adam turns a rounding difference in a small gradient into up to a percent of a step (seen:
+    # 1.4e-6 in one element of 512 on one CPU), so the tolerance is 1% of this step's lr.
+    one_percent_of_a_step = 0.01 * float(metrics["lr"])
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(together["params"]),
                             jax.tree.leaves(alone["params"])):
         name = jax.tree_util.keystr(path)
-        np.testing.assert_allclose(_without_key_bias(name, a), _without_key_bias(name, b), atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(_without_key_bias(name, a), _without_key_bias(name, b),
+                                   atol=one_percent_of_a_step, err_msg=name)
 
 
 def _without_key_bias(name: str, leaf: np.ndarray) -> np.ndarray:
