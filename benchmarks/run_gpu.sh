@@ -201,35 +201,33 @@ freeze_large() {
 # 5 CPU minutes buy) with variants of the gated decay, each over moduli 50, 51, 100, 101, 150, 151
 # x 3 seeds x 2 data seeds x lr {2e-3, 3e-3, 4e-3}: 108 members a program. float32 at full matmul
 # precision, as on a CPU (JAX's GPU default is TF32), so that only the float rounding differs.
+RECIPE_RUN="env JAX_DEFAULT_MATMUL_PRECISION=highest $TRAIN $QUIET
+  --config.task.moduli=(50,51,100,101,150,151) --config.population.data_seeds=(0,1)
+  --config.population.learning_rates=(2e-3,3e-3,4e-3)"
+TWO_LAYERS="--config.model.num_layers=2 --config.train.steps=4200 --config.eval.every=2100"
 recipe_cpu() {
-  local grid="--config.task.moduli=(50,51,100,101,150,151) --config.population.data_seeds=(0,1)
-    --config.population.learning_rates=(2e-3,3e-3,4e-3)"
-  local d2="--config.model.num_layers=2 --config.train.steps=4200 --config.eval.every=2100"
-  local run="env JAX_DEFAULT_MATMUL_PRECISION=highest $TRAIN $QUIET $grid"
-  stage sweep_recipe_d3 75 $run --workdir="$WORK/sweep_recipe_d3" --config.eval.every=1500
-  stage sweep_recipe_d2 75 $run --workdir="$WORK/sweep_recipe_d2" $d2
-  stage sweep_recipe_d2_gate02 75 $run --workdir="$WORK/sweep_recipe_d2_gate02" $d2 \
+  stage sweep_recipe_d3 75 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3" --config.eval.every=1500
+  stage sweep_recipe_d2 75 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2" $TWO_LAYERS
+  stage sweep_recipe_d2_gate02 75 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_gate02" $TWO_LAYERS \
     --config.train.weight_decay_below_loss=0.2
-  stage sweep_recipe_d2_wd3 75 $run --workdir="$WORK/sweep_recipe_d2_wd3" $d2 --config.population.weight_decays='(3.0,)'
-  stage sweep_recipe_d2_free 75 $run --workdir="$WORK/sweep_recipe_d2_free" $d2 \
+  stage sweep_recipe_d2_wd3 75 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_wd3" $TWO_LAYERS --config.population.weight_decays='(3.0,)'
+  stage sweep_recipe_d2_free 75 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_free" $TWO_LAYERS \
     --config.train.weight_decay_while_gated=0.0
 }
 
 # recipe_cpu2 (#9): recipe_cpu's two helpful changes (decay gated at loss 0.2, none while gated)
 # together and on the default's three layers at 3000 steps.
 recipe_cpu2() {
-  local grid="--config.task.moduli=(50,51,100,101,150,151) --config.population.data_seeds=(0,1)
-    --config.population.learning_rates=(2e-3,3e-3,4e-3)"
-  local d2="--config.model.num_layers=2 --config.train.steps=4200 --config.eval.every=2100"
-  local run="env JAX_DEFAULT_MATMUL_PRECISION=highest $TRAIN $QUIET $grid"
   local gate02="--config.train.weight_decay_below_loss=0.2" free="--config.train.weight_decay_while_gated=0.0"
-  stage sweep_recipe_d2_gate02_free 70 $run --workdir="$WORK/sweep_recipe_d2_gate02_free" $d2 $gate02 $free
-  stage sweep_recipe_d3_free 70 $run --workdir="$WORK/sweep_recipe_d3_free" --config.eval.every=1500 $free
-  stage sweep_recipe_d3_gate02 70 $run --workdir="$WORK/sweep_recipe_d3_gate02" --config.eval.every=1500 $gate02
-  stage sweep_recipe_d3_gate02_free 70 $run --workdir="$WORK/sweep_recipe_d3_gate02_free" --config.eval.every=1500 \
+  stage sweep_recipe_d2_gate02_free 70 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_gate02_free" $TWO_LAYERS $gate02 $free
+  stage sweep_recipe_d3_free 70 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_free" --config.eval.every=1500 $free
+  stage sweep_recipe_d3_gate02 70 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_gate02" --config.eval.every=1500 $gate02
+  stage sweep_recipe_d3_gate02_free 70 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_gate02_free" --config.eval.every=1500 \
     $gate02 $free
 }
 
+# ijcai_add_long (#9): ijcai_add with 4 evaluations instead of 10, so that the three groups'
+# 10,000 steps fit one stage (137 s on one H100, 2026-11-27).
 ijcai_add_long() {
   stage paper_ijcai_add 160 $TRAIN --config=configs/ijcai2024_addition.py \
     --workdir="$WORK/sweep_ijcai_add" $QUIET --config.eval.every=2500
