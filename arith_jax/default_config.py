@@ -69,6 +69,9 @@ def base() -> ml_collections.ConfigDict:
     c.model.embedding_noise = 0.0
     # Linear layers' init: 0 = LeCun normal; > 0 = GPT-2's normal(std), residual writes scaled.
     c.model.init_std = 0.0
+    # Std of the token table and of the learned/abacus/coupled position tables (0.02: GPT-2's).
+    c.model.token_init_std = 0.02
+    c.model.position_init_std = 0.02
     c.model.tied_embeddings = False
     c.model.max_positions = 1024  # rows of the learned/abacus table; range of randomised positions
     c.model.randomized_positions = False

@@ -46,6 +46,10 @@ class ModelConfig:
     # normal with this std, and std / sqrt(2 x block passes) for the projections that write
     # into the residual stream.
     init_std: float = 0.0
+    # Std of the token embedding table at initialisation. GPT-2's is 0.02; beside LeCun-initialised
+    # blocks, whose first writes into the residual stream are ~1, a token's own embedding is
+    # then ~2% of the stream after one block.
+    token_init_std: float = 0.02
     tied_embeddings: bool = False
     compute_dtype: str = "float32"
     attention_impl: str = "auto"
@@ -100,6 +104,7 @@ class ModelConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
         _check_number("model.init_std", self.init_std, 0.0, 1.0, "0 = LeCun normal")
+        positional.check_init_std("model.token_init_std", self.token_init_std)
         _check_number("model.embedding_noise", self.embedding_noise, 0.0, 10.0, "a fraction of the embedding's RMS")
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ConfigError("model.compute_dtype", f"{self.compute_dtype!r} is not allowed; use one of "
@@ -234,7 +239,7 @@ class Transformer(nnx.Module):
         self.cfg = cfg
         self.compute_dtype = COMPUTE_DTYPES[cfg.compute_dtype]
         self.token_embedding = nnx.Embed(vocab_size, cfg.d_model,
-                                         embedding_init=nnx.initializers.normal(stddev=0.02), rngs=rngs)
+                                         embedding_init=nnx.initializers.normal(stddev=cfg.token_init_std), rngs=rngs)
         self.encoding = positional.build(cfg.positional, cfg.d_model, cfg.num_heads, rngs)
         self.embedding_dropout = nnx.Dropout(cfg.dropout)
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_layers)])

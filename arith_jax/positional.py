@@ -40,8 +40,15 @@ NUM_DIGIT_TOKENS = 10
 # a model trained on random subsets of a large range has rarely seen packed together.
 EVAL_POSITIONS_SEED = 0
 
-# The GPT-2 initialisation for embedding tables.
-_EMBEDDING_INIT = nnx.initializers.normal(stddev=0.02)
+
+def check_init_std(field: str, std) -> None:
+    if isinstance(std, bool) or not isinstance(std, (int, float)) or not 0 < std <= 10:
+        raise ConfigError(field, f"must be a number in (0, 10] (0.02 = GPT-2's), got {std!r}")
+
+
+def table_init(cfg: PositionalConfig):
+    """Normal(position_init_std) for the learned, abacus and coupled position tables."""
+    return nnx.initializers.normal(stddev=cfg.position_init_std)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +77,8 @@ class PositionalConfig:
     # many places (0 = no limit), so a long input shows each token only id distances that short
     # training inputs also contain.
     coupling_window: int = 0
+    # Std of the learned, abacus and coupled position tables at initialisation (GPT-2's 0.02).
+    position_init_std: float = 0.02
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(PositionalConfig))
@@ -136,7 +145,7 @@ class Learned(PositionalEncoding):
     position_indexed = True
 
     def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
-        self.table = nnx.Embed(cfg.max_positions, d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
+        self.table = nnx.Embed(cfg.max_positions, d_model, embedding_init=table_init(cfg), rngs=rngs)
 
     @classmethod
     def positions_needed(cls, cfg: PositionalConfig, seq_len: int) -> int:
@@ -338,7 +347,7 @@ class Abacus(PositionalEncoding):
     """
 
     def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
-        self.table = nnx.Embed(cfg.max_positions + 1, d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
+        self.table = nnx.Embed(cfg.max_positions + 1, d_model, embedding_init=table_init(cfg), rngs=rngs)
         self.max_offset = cfg.abacus_max_offset
 
     @classmethod
@@ -421,7 +430,7 @@ class Coupled(CouplingWindow, PositionalEncoding):
     """
 
     def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
-        self.table = nnx.Embed(cfg.max_positions, d_model, embedding_init=_EMBEDDING_INIT, rngs=rngs)
+        self.table = nnx.Embed(cfg.max_positions, d_model, embedding_init=table_init(cfg), rngs=rngs)
         self.max_offset = cfg.coupling_max_offset
         self.window = cfg.coupling_window
 
@@ -514,6 +523,7 @@ def validate(cfg: PositionalConfig, d_model: int, num_heads: int, seq_len: int, 
     of up to ``seq_len`` tokens (and, given the task's ``tasks.Format``, that the encoding can
     read that layout)."""
     encoding = encoding_class(cfg.pe)
+    check_init_std("model.position_init_std", cfg.position_init_std)
     if task_format is not None and hasattr(encoding, "check_layout"):
         encoding.check_layout(task_format)
     if cfg.randomized_positions and not encoding.position_indexed:

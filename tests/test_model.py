@@ -297,6 +297,8 @@ def test_unknown_encoding_lists_the_allowed():
                                  "embedding's RMS), got -0.5"),
     (dict(embedding_noise="0.1"), "model.embedding_noise: must be a number in [0, 10]"),
     (dict(init_std=-0.02), "model.init_std: must be a number in [0, 1] (0 = LeCun normal), got -0.02"),
+    (dict(token_init_std=0.0), "model.token_init_std: must be a number in (0, 10] (0.02 = GPT-2's), got 0.0"),
+    (dict(position_init_std="1"), "model.position_init_std: must be a number in (0, 10] (0.02 = GPT-2's), got '1'"),
     (dict(compute_dtype="float16"), "model.compute_dtype: 'float16' is not allowed; use one of float32, bfloat16"),
     (dict(num_layers=0), "model.num_layers: must be a positive integer, got 0"),
     (dict(pe="abacus", randomized_positions=True),
@@ -634,6 +636,18 @@ def test_embedding_noise_perturbs_training_passes_only():
     np.testing.assert_array_equal(logits[0.5, "eval"], logits[0.0, "eval"])  # evaluation: no noise
     np.testing.assert_array_equal(logits[0.0, "train"], logits[0.0, "eval"])  # no dropout either
     assert not np.allclose(logits[0.5, "train"], logits[0.0, "train"], atol=1e-4)
+
+
+@pytest.mark.parametrize("pe", ["learned", "abacus", "coupled"])
+def test_token_and_position_tables_start_at_their_own_std(pe):
+    cfg = model.ModelConfig.from_preset("nano", pe=pe, token_init_std=1.0, position_init_std=0.3)
+    _, params = model.init(cfg, VOCAB, jax.random.key(0))
+    std = lambda table: float(np.std(np.asarray(table[...])))
+    assert std(params["token_embedding"]["embedding"]) == pytest.approx(1.0, rel=0.1)
+    assert std(params["encoding"]["table"]["embedding"]) == pytest.approx(0.3, rel=0.1)
+    _, gpt2 = model.init(model.ModelConfig.from_preset("nano", pe=pe), VOCAB, jax.random.key(0))
+    assert std(gpt2["token_embedding"]["embedding"]) == pytest.approx(0.02, rel=0.1)
+    assert std(gpt2["encoding"]["table"]["embedding"]) == pytest.approx(0.02, rel=0.1)
 
 
 def test_gpt2_init_draws_linear_kernels_at_its_std_and_scales_residual_writes():
