@@ -47,8 +47,8 @@ class ModelConfig:
     # into the residual stream.
     init_std: float = 0.0
     # Std of the token embedding table at initialisation. GPT-2's is 0.02; beside LeCun-initialised
-    # blocks, whose first writes into the residual stream are ~1, a token's own embedding is
-    # then ~2% of the stream after one block.
+    # blocks, whose first writes into the residual stream have RMS ~0.6, a token's own embedding
+    # is then ~3% of the stream after one block (docs/recipe_search.md 12).
     token_init_std: float = 0.02
     tied_embeddings: bool = False
     compute_dtype: str = "float32"
@@ -104,7 +104,9 @@ class ModelConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
         _check_number("model.init_std", self.init_std, 0.0, 1.0, "0 = LeCun normal")
-        positional.check_init_std("model.token_init_std", self.token_init_std)
+        for field, std in (("token_init_std", self.token_init_std),
+                           ("position_init_std", self.positional.position_init_std)):
+            _check_number(f"model.{field}", std, 0.0, 10.0, "0.02 = GPT-2's", low_open=True)
         _check_number("model.embedding_noise", self.embedding_noise, 0.0, 10.0, "a fraction of the embedding's RMS")
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ConfigError("model.compute_dtype", f"{self.compute_dtype!r} is not allowed; use one of "
@@ -124,9 +126,12 @@ class ModelConfig:
                                                           "an attention bias; use 'auto'")
 
 
-def _check_number(field: str, value, low: float, high: float, meaning: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ConfigError(field, f"must be a number in [{low:g}, {high:g}] ({meaning}), got {value!r}")
+def _check_number(field: str, value, low: float, high: float, meaning: str, low_open: bool = False) -> None:
+    """A real number in [low, high], or in (low, high] with `low_open`."""
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not number or not (low < value if low_open else low <= value) or not value <= high:
+        raise ConfigError(field, f"must be a number in {'(' if low_open else '['}{low:g}, {high:g}] ({meaning}), "
+                                 f"got {value!r}")
 
 
 def kernel_init(cfg: ModelConfig, writes_residual: bool = False) -> dict:

@@ -41,11 +41,6 @@ NUM_DIGIT_TOKENS = 10
 EVAL_POSITIONS_SEED = 0
 
 
-def check_init_std(field: str, std) -> None:
-    if isinstance(std, bool) or not isinstance(std, (int, float)) or not 0 < std <= 10:
-        raise ConfigError(field, f"must be a number in (0, 10] (0.02 = GPT-2's), got {std!r}")
-
-
 def table_init(cfg: PositionalConfig):
     """Normal(position_init_std) for the learned, abacus and coupled position tables."""
     return nnx.initializers.normal(stddev=cfg.position_init_std)
@@ -523,7 +518,6 @@ def validate(cfg: PositionalConfig, d_model: int, num_heads: int, seq_len: int, 
     of up to ``seq_len`` tokens (and, given the task's ``tasks.Format``, that the encoding can
     read that layout)."""
     encoding = encoding_class(cfg.pe)
-    check_init_std("model.position_init_std", cfg.position_init_std)
     if task_format is not None and hasattr(encoding, "check_layout"):
         encoding.check_layout(task_format)
     if cfg.randomized_positions and not encoding.position_indexed:
