@@ -24,6 +24,8 @@
 #   recipe_cpu    the default's recipe and two-layer variants at the CPU's step budget, 6 moduli
 #   recipe_cpu2   recipe_cpu's two helpful changes together, and on the default's three layers
 #   ijcai_add_long IJCAI 2024 addition as shipped, evaluated every 2500 steps (fewer decodes)
+#   recipe_init   recipe_cpu's grid with the embedding tables started at std 1.0, 0.3 or 0.1
+#   pe_cpu        configs/pe_comparison_cpu.py as shipped, at the CPU's float32 precision
 #
 # Stages run in order of value, each under its own time limit, so a short lease still brings
 # back the first ones; every stage re-packs what exists so far into $OUT (bench.tgz with JSON +
@@ -231,6 +233,35 @@ recipe_cpu2() {
 ijcai_add_long() {
   stage paper_ijcai_add 160 $TRAIN --config=configs/ijcai2024_addition.py \
     --workdir="$WORK/sweep_ijcai_add" $QUIET --config.eval.every=2500
+}
+
+# recipe_init (#9): the embedding tables' starting std (model.token_init_std and
+# model.position_init_std, docs/recipe_search.md 12) on recipe_cpu's 108-member grid, with the
+# default's recipe and with the two-layer variants of recipe_cpu that carried mod 100 (no decay
+# while gated) and mod 101's mechanism (decay gated at loss 0.2) furthest. One evaluation each.
+# On one H100 (2026-11-27): 64-78 s per program, the seven in 8 min 30 s.
+recipe_init() {
+  local t1="--config.model.token_init_std=1.0 --config.model.position_init_std=1.0"
+  local t03="--config.model.token_init_std=0.3 --config.model.position_init_std=0.3"
+  local t01="--config.model.token_init_std=0.1 --config.model.position_init_std=0.1"
+  local free="--config.train.weight_decay_while_gated=0.0" gate02="--config.train.weight_decay_below_loss=0.2"
+  local d3="--config.eval.every=3000" d2="--config.model.num_layers=2 --config.train.steps=4200 --config.eval.every=4200"
+  stage sweep_recipe_d3_t1 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_t1" $d3 $t1
+  stage sweep_recipe_d3_t03 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_t03" $d3 $t03
+  stage sweep_recipe_d2_t1_free 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_t1_free" $d2 $t1 $free
+  stage sweep_recipe_d2_t1_gate02 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_t1_gate02" $d2 $t1 $gate02
+  stage sweep_recipe_d3_t01 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_t01" $d3 $t01
+  stage sweep_recipe_d2_t03_free 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_t03_free" $d2 $t03 $free
+  stage sweep_recipe_d3_t1_wd3 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_t1_wd3" $d3 $t1 \
+    --config.population.weight_decays='(3.0,)'
+}
+
+# pe_cpu (#9): docs/results.md 4's comparison as shipped, on another machine at the CPU's
+# precision (its nine programs are small, so this measures the float rounding, not speed).
+# 226 s on one H100 (2026-11-27).
+pe_cpu() {
+  JAX_DEFAULT_MATMUL_PRECISION=highest stage sweep_pe_cpu 280 $TRAIN --config=configs/pe_comparison_cpu.py \
+    --workdir="$WORK/sweep_pe_cpu" $QUIET
 }
 
 for group in ${STAGES:-smoke sweep throughput sweep_large}; do
