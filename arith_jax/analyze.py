@@ -12,12 +12,20 @@ make that visible for one trained member:
   in-distribution operands (both below 10^n_train), projected on its top two principal
   components, coloured by the answer's units digit. Clusters per digit mean the answer is
   already laid out in the representation.
+- unseen_places.json: which unseen place the model fails to ignore. For each place 10^k
+  beyond the trained n_train digits, in-distribution operands with one random nonzero digit
+  put at 10^k in a, in b, or in both, scored by equivalence accuracy (the greedy answer is the
+  task on the operands truncated to n_train digits). Equivalence on long operands averages
+  over every unseen place at once; this splits it, so a member that ignores every place but
+  one shows it as one low entry.
 
 Figures are built with matplotlib's object API (Figure + Agg canvas), so no pyplot state or
 display backend is touched.
 """
 
 from __future__ import annotations
+
+import json
 
 import jax
 import jax.numpy as jnp
@@ -31,11 +39,14 @@ from arith_jax.errors import ConfigError
 
 PCA_EXAMPLES = 384
 MAX_PANEL_COLUMNS = 5
+UNSEEN_PLACE_EXAMPLES = 512
+UNSEEN_PLACE_OPERANDS = ("a", "b", "both")
 
 
 def analyze(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus: int, out_dir: str, seed: int = 0,
             title: str = "") -> list[str]:
-    """Writes answer_positions.png and pca_final_token.png for one member; returns their paths.
+    """Writes answer_positions.png, pca_final_token.png and unseen_places.json for one member;
+    returns their paths.
 
     modulus is the member's (ignored by add and mul); seed picks the operands shown.
     """
@@ -69,7 +80,33 @@ def analyze(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus: int, 
     # In distribution: both operands uniform below 10^n_train (tasks' "below:n").
     a_NxW, b_NxW = (_below(rng, n_train, spec.width, PCA_EXAMPLES) for _ in range(2))
     _plot_pca(pca_path, last_prompt_state(params, a_NxW, b_NxW), title)
-    return [answer_path, pca_path]
+
+    @jax.jit
+    def equivalence(params, a_BxW, b_BxW):
+        apply_fn = lambda tokens_BxT: model.apply(graphdef, params, tokens_BxT)
+        return evaluate.member_metrics(apply_fn, spec, a_BxW, b_BxW, modulus, n_train, decode=True)["equiv_acc"]
+
+    places_path = workdir_lib.join(out_dir, "unseen_places.json")
+    places = list(range(n_train, spec.width))
+    scores = {operand: [float(equivalence(params, *one_unseen_place(rng, n_train, spec.width, place, operand,
+                                                                     UNSEEN_PLACE_EXAMPLES)))
+                        for place in places]
+              for operand in UNSEEN_PLACE_OPERANDS}
+    record = {"member": title, "n_train": n_train, "examples": UNSEEN_PLACE_EXAMPLES, "places": places,
+              "equiv_acc": scores}
+    workdir_lib.write_atomically(places_path, (json.dumps(record, indent=1) + "\n").encode())
+    return [answer_path, pca_path, places_path]
+
+
+def one_unseen_place(rng: np.random.Generator, n_train: int, width: int, place: int, operand: str,
+                     n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n pairs (a, b) of little-endian digits: uniform below 10^n_train, plus a digit 1..9 at
+    10^place in `operand` ("a", "b" or "both"), zero at every other place."""
+    a_NxW, b_NxW = (_below(rng, n_train, width, n) for _ in range(2))
+    for name, digits_NxW in (("a", a_NxW), ("b", b_NxW)):
+        if operand in (name, "both"):
+            digits_NxW[:, place] = rng.integers(1, tasks.NUM_DIGITS, size=n)
+    return a_NxW, b_NxW
 
 
 def _below(rng: np.random.Generator, n_digits: int, width: int, n: int) -> np.ndarray:

@@ -3,6 +3,7 @@ accuracy on hand-built answers, the theory against brute-force enumeration and t
 numbers, the fixed test sets, and the analysis plots."""
 
 import functools
+import json
 import math
 import time
 
@@ -297,17 +298,43 @@ def test_eval_operands_reject_lengths_beyond_the_width():
 # The analysis plots
 
 
-def test_analyze_writes_two_png_plots(trained_add, tmp_path):
+def test_analyze_writes_two_png_plots_and_the_unseen_places(trained_add, tmp_path):
     graphdef, _, late = trained_add
     paths = analyze.analyze(graphdef, late, ADD3, 2, 0, str(tmp_path), title="add,seed=0")
-    assert [p.rsplit("/", 1)[-1] for p in paths] == ["answer_positions.png", "pca_final_token.png"]
-    for path in paths:
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["answer_positions.png", "pca_final_token.png",
+                                                     "unseen_places.json"]
+    with open(paths[2]) as f:
+        places = json.load(f)
+    # ADD3 holds 3 digits and the model trained on 2: one unseen place, 10^2, in a, b or both.
+    assert places["member"] == "add,seed=0" and places["n_train"] == 2 and places["places"] == [2]
+    assert sorted(places["equiv_acc"]) == ["a", "b", "both"]
+    for scores in places["equiv_acc"].values():
+        assert len(scores) == 1 and 0.0 <= scores[0] <= 1.0
+    for path in paths[:2]:
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
         height, width, channels = mpimg.imread(path).shape
         assert height > 200 and width > 200 and channels in (3, 4)
     with pytest.raises(ConfigError, match=r"^task\.width: 3 is too small for analyze"):
         analyze.analyze(graphdef, late, ADD3, 3, 0, str(tmp_path))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n_train=st.integers(1, 4), extra=st.integers(1, 4), operand=st.sampled_from(["a", "b", "both"]),
+       seed=st.integers(0, 2**31 - 1), data=st.data())
+def test_one_unseen_place_varies_only_that_place_of_the_named_operand(n_train, extra, operand, seed, data):
+    width = n_train + extra
+    place = data.draw(st.integers(n_train, width - 1))
+    a_NxW, b_NxW = analyze.one_unseen_place(np.random.default_rng(seed), n_train, width, place, operand, 64)
+    for name, digits_NxW in (("a", a_NxW), ("b", b_NxW)):
+        values = [tasks.digits_to_int(row) for row in digits_NxW]
+        lows, highs = [v % 10**n_train for v in values], [v // 10**n_train for v in values]
+        assert all(0 <= low < 10**n_train for low in lows)
+        if operand in (name, "both"):  # exactly one nonzero digit, at 10^place
+            assert all(h * 10**n_train // 10**place in range(1, 10) and h * 10**n_train % 10**place == 0
+                       for h in highs)
+        else:
+            assert highs == [0] * len(values)
 
 
 def test_digit_accuracy_ignores_padding_no_answer_can_reach():

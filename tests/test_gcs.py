@@ -134,9 +134,11 @@ def test_analyze_writes_its_plots_to_the_gcs_workdir(gcs, gcs_run):
     workdir, _, _ = gcs_run
     out = _cli(gcs, "analyze", f"--workdir={workdir}", "--member=p=7").stdout.split()
     assert out == [f"{workdir}/report/analysis/p=7/answer_positions.png",
-                   f"{workdir}/report/analysis/p=7/pca_final_token.png"]
+                   f"{workdir}/report/analysis/p=7/pca_final_token.png",
+                   f"{workdir}/report/analysis/p=7/unseen_places.json"]
     from arith_jax import workdir as workdir_lib
-    assert all(workdir_lib.read_bytes(path).startswith(b"\x89PNG") for path in out)
+    assert all(workdir_lib.read_bytes(path).startswith(b"\x89PNG") for path in out[:2])
+    assert json.loads(workdir_lib.read_text(out[2]))["member"] == "p=7"
 
 
 def test_training_files_are_read_from_gcs(gcs, tmp_path):
