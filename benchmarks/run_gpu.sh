@@ -240,10 +240,9 @@ ijcai_add_long() {
 # default's recipe and with the two-layer variants of recipe_cpu that carried mod 100 (no decay
 # while gated) and mod 101's mechanism (decay gated at loss 0.2) furthest. One evaluation each.
 # On one H100 (2026-11-27): 64-78 s per program, the seven in 8 min 30 s.
+tables() { echo "--config.model.token_init_std=$1 --config.model.position_init_std=$1"; }
 recipe_init() {
-  local t1="--config.model.token_init_std=1.0 --config.model.position_init_std=1.0"
-  local t03="--config.model.token_init_std=0.3 --config.model.position_init_std=0.3"
-  local t01="--config.model.token_init_std=0.1 --config.model.position_init_std=0.1"
+  local t1=$(tables 1.0) t03=$(tables 0.3) t01=$(tables 0.1)
   local free="--config.train.weight_decay_while_gated=0.0" gate02="--config.train.weight_decay_below_loss=0.2"
   local d3="--config.eval.every=3000" d2="--config.model.num_layers=2 --config.train.steps=4200 --config.eval.every=4200"
   stage sweep_recipe_d3_t1 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_t1" $d3 $t1

@@ -13,7 +13,8 @@ the result reversed), the others the reversed layout of the rest of the table.
 
 Measured (docs/results.md 4; 18 min 19 s on the 2-core CPU): all 27 members at 93-100% on
 1-4 digits. At 5 digits Abacus (81-92%) and coupling (43-91%) lead, then FIRE and NoPE (~30%);
-APE, sinusoidal and RoPE score 0.
+APE, sinusoidal and RoPE score 0. On an H100 at the same precision the ranking holds, but APE
+seed 0 stops at 47.5% on 4 digits: the step budget is at the edge for that seed.
 
     arith-jax train --config=configs/pe_comparison_cpu.py --workdir=runs/pe_cpu
 """
