@@ -26,6 +26,8 @@
 #   ijcai_add_long IJCAI 2024 addition as shipped, evaluated every 2500 steps (fewer decodes)
 #   recipe_init   recipe_cpu's grid with the embedding tables started at std 1.0, 0.3 or 0.1
 #   pe_cpu        configs/pe_comparison_cpu.py as shipped, at the CPU's float32 precision
+#   recipe_mech   the default on recipe_cpu's grid, and six one-change variants of it
+#   recipe_long   the default over 36 members at its 4200 steps, at 16800 and at 8400
 #
 # Stages run in order of value, each under its own time limit, so a short lease still brings
 # back the first ones; every stage re-packs what exists so far into $OUT (bench.tgz with JSON +
@@ -253,6 +255,33 @@ recipe_init() {
   stage sweep_recipe_d2_t03_free 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_t03_free" $d2 $t03 $free
   stage sweep_recipe_d3_t1_wd3 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_t1_wd3" $d3 $t1 \
     --config.population.weight_decays='(3.0,)'
+}
+
+# recipe_mech (#9): the default (two layers, tables 0.3, decay gated at loss 0.2) on recipe_cpu's
+# 108-member grid, i.e. on a second machine, and one change each aimed at what it still misses
+# (mod 101's equivalence beyond 3 digits, mod 100's worst seed): the gate at loss 0.5, operands
+# reversed like the result, the position table or the token table at 1.0, noise on the input
+# embeddings, dropout. Each costs the same CPU time as the default. One evaluation each.
+recipe_mech() {
+  stage sweep_recipe_default 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_default"
+  stage sweep_recipe_gate05 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_gate05" --config.train.weight_decay_below_loss=0.5
+  stage sweep_recipe_revops 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_revops" \
+    --config.task.format=pad=6/3,reverse_operands,reverse_result,bos,eos
+  stage sweep_recipe_pos1 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_pos1" --config.model.position_init_std=1.0
+  stage sweep_recipe_noise01 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_noise01" --config.model.embedding_noise=0.1
+  stage sweep_recipe_drop01 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_drop01" --config.model.dropout=0.1
+  stage sweep_recipe_tok1 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_tok1" --config.model.token_init_std=1.0
+}
+
+# recipe_long (#9): what the default would need beyond its 5 CPU minutes. The default's two moduli
+# x 6 seeds x 3 data seeds (36 members, lr 3e-3) at its 4200 steps, at 4x (16800, evaluated every
+# 4200) and at 2x, at the CPU's precision.
+recipe_long() {
+  local run="env JAX_DEFAULT_MATMUL_PRECISION=highest $TRAIN $QUIET --config.population.seeds=(0,1,2,3,4,5)
+    --config.population.data_seeds=(0,1,2)"
+  stage sweep_long_4200 70 $run --workdir="$WORK/sweep_long_4200"
+  stage sweep_long_16800 130 $run --workdir="$WORK/sweep_long_16800" --config.train.steps=16800 --config.eval.every=4200
+  stage sweep_long_8400 80 $run --workdir="$WORK/sweep_long_8400" --config.train.steps=8400 --config.eval.every=4200
 }
 
 # pe_cpu (#9): docs/results.md 4's comparison as shipped, on another machine at the CPU's
