@@ -27,7 +27,7 @@
 #   recipe_init   recipe_cpu's grid with the embedding tables started at std 1.0, 0.3 or 0.1
 #   pe_cpu        configs/pe_comparison_cpu.py as shipped, at the CPU's float32 precision
 #   recipe_mech   the default on recipe_cpu's grid, and six one-change variants of it
-#   recipe_long   the default over 36 members at its own steps, at 16800 and at 8400
+#   recipe_long   the default over 36 members at its 4200 steps, at 16800 and at 8400
 #
 # Stages run in order of value, each under its own time limit, so a short lease still brings
 # back the first ones; every stage re-packs what exists so far into $OUT (bench.tgz with JSON +
@@ -275,10 +275,8 @@ recipe_mech() {
 }
 
 # recipe_long (#9): what the default would need beyond its 5 CPU minutes. The default's two moduli
-# x 6 seeds x 3 data seeds (36 members, lr 3e-3) at its own steps, at 16800 and at 8400, at the
-# CPU's precision. Run on one H100 (2026-11-27) when the default was batch 64 for 4200 steps
-# (so 1x, 4x, 2x): 60, 83 and 68 s. The default is now batch 32 for 8400 steps, so the first stage
-# measures it and the others are 2x and 1x of it.
+# x 6 seeds x 3 data seeds (36 members, lr 3e-3) at its own steps (4200), at 16800 and at 8400, at
+# the CPU's precision. On one H100 (2026-11-27): 60, 83 and 68 s.
 recipe_long() {
   local run="env JAX_DEFAULT_MATMUL_PRECISION=highest $TRAIN $QUIET --config.population.seeds=(0,1,2,3,4,5)
     --config.population.data_seeds=(0,1,2)"
