@@ -209,13 +209,19 @@ RECIPE_RUN="env JAX_DEFAULT_MATMUL_PRECISION=highest $TRAIN $QUIET
   --config.task.moduli=(50,51,100,101,150,151) --config.population.data_seeds=(0,1)
   --config.population.learning_rates=(2e-3,3e-3,4e-3)"
 TWO_LAYERS="--config.model.num_layers=2 --config.train.steps=4200 --config.eval.every=2100"
+# recipe_stage NAME SECONDS FLAGS...: one program of that grid, with FLAGS, into $WORK/sweep_NAME.
+recipe_stage() {
+  local name=$1 limit=$2
+  shift 2
+  stage "sweep_$name" "$limit" $RECIPE_RUN --workdir="$WORK/sweep_$name" "$@"
+}
 recipe_cpu() {
-  stage sweep_recipe_d3 75 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3" --config.eval.every=1500
-  stage sweep_recipe_d2 75 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2" $TWO_LAYERS
-  stage sweep_recipe_d2_gate02 75 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_gate02" $TWO_LAYERS \
+  recipe_stage recipe_d3 75 --config.eval.every=1500
+  recipe_stage recipe_d2 75 $TWO_LAYERS
+  recipe_stage recipe_d2_gate02 75 $TWO_LAYERS \
     --config.train.weight_decay_below_loss=0.2
-  stage sweep_recipe_d2_wd3 75 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_wd3" $TWO_LAYERS --config.population.weight_decays='(3.0,)'
-  stage sweep_recipe_d2_free 75 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_free" $TWO_LAYERS \
+  recipe_stage recipe_d2_wd3 75 $TWO_LAYERS --config.population.weight_decays='(3.0,)'
+  recipe_stage recipe_d2_free 75 $TWO_LAYERS \
     --config.train.weight_decay_while_gated=0.0
 }
 
@@ -223,10 +229,10 @@ recipe_cpu() {
 # together and on the default's three layers at 3000 steps.
 recipe_cpu2() {
   local gate02="--config.train.weight_decay_below_loss=0.2" free="--config.train.weight_decay_while_gated=0.0"
-  stage sweep_recipe_d2_gate02_free 70 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_gate02_free" $TWO_LAYERS $gate02 $free
-  stage sweep_recipe_d3_free 70 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_free" --config.eval.every=1500 $free
-  stage sweep_recipe_d3_gate02 70 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_gate02" --config.eval.every=1500 $gate02
-  stage sweep_recipe_d3_gate02_free 70 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_gate02_free" --config.eval.every=1500 \
+  recipe_stage recipe_d2_gate02_free 70 $TWO_LAYERS $gate02 $free
+  recipe_stage recipe_d3_free 70 --config.eval.every=1500 $free
+  recipe_stage recipe_d3_gate02 70 --config.eval.every=1500 $gate02
+  recipe_stage recipe_d3_gate02_free 70 --config.eval.every=1500 \
     $gate02 $free
 }
 
@@ -247,13 +253,13 @@ recipe_init() {
   local t1=$(tables 1.0) t03=$(tables 0.3) t01=$(tables 0.1)
   local free="--config.train.weight_decay_while_gated=0.0" gate02="--config.train.weight_decay_below_loss=0.2"
   local d3="--config.eval.every=3000" d2="--config.model.num_layers=2 --config.train.steps=4200 --config.eval.every=4200"
-  stage sweep_recipe_d3_t1 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_t1" $d3 $t1
-  stage sweep_recipe_d3_t03 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_t03" $d3 $t03
-  stage sweep_recipe_d2_t1_free 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_t1_free" $d2 $t1 $free
-  stage sweep_recipe_d2_t1_gate02 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_t1_gate02" $d2 $t1 $gate02
-  stage sweep_recipe_d3_t01 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_t01" $d3 $t01
-  stage sweep_recipe_d2_t03_free 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d2_t03_free" $d2 $t03 $free
-  stage sweep_recipe_d3_t1_wd3 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_d3_t1_wd3" $d3 $t1 \
+  recipe_stage recipe_d3_t1 85 $d3 $t1
+  recipe_stage recipe_d3_t03 85 $d3 $t03
+  recipe_stage recipe_d2_t1_free 85 $d2 $t1 $free
+  recipe_stage recipe_d2_t1_gate02 85 $d2 $t1 $gate02
+  recipe_stage recipe_d3_t01 85 $d3 $t01
+  recipe_stage recipe_d2_t03_free 85 $d2 $t03 $free
+  recipe_stage recipe_d3_t1_wd3 85 $d3 $t1 \
     --config.population.weight_decays='(3.0,)'
 }
 
@@ -264,14 +270,13 @@ recipe_init() {
 # embeddings, dropout. Each costs the same CPU time as the default. One evaluation each.
 # On one H100 (2026-11-27): 67-74 s per program, the seven in 8 min 31 s.
 recipe_mech() {
-  stage sweep_recipe_default 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_default"
-  stage sweep_recipe_gate05 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_gate05" --config.train.weight_decay_below_loss=0.5
-  stage sweep_recipe_revops 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_revops" \
-    --config.task.format=pad=6/3,reverse_operands,reverse_result,bos,eos
-  stage sweep_recipe_pos1 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_pos1" --config.model.position_init_std=1.0
-  stage sweep_recipe_noise01 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_noise01" --config.model.embedding_noise=0.1
-  stage sweep_recipe_drop01 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_drop01" --config.model.dropout=0.1
-  stage sweep_recipe_tok1 85 $RECIPE_RUN --workdir="$WORK/sweep_recipe_tok1" --config.model.token_init_std=1.0
+  recipe_stage recipe_default 85
+  recipe_stage recipe_gate05 85 --config.train.weight_decay_below_loss=0.5
+  recipe_stage recipe_revops 85 --config.task.format=pad=6/3,reverse_operands,reverse_result,bos,eos
+  recipe_stage recipe_pos1 85 --config.model.position_init_std=1.0
+  recipe_stage recipe_noise01 85 --config.model.embedding_noise=0.1
+  recipe_stage recipe_drop01 85 --config.model.dropout=0.1
+  recipe_stage recipe_tok1 85 --config.model.token_init_std=1.0
 }
 
 # recipe_long (#9): what the default would need beyond its 5 CPU minutes. The default's two moduli
