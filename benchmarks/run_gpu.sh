@@ -27,7 +27,7 @@
 #   recipe_init   recipe_cpu's grid with the embedding tables started at std 1.0, 0.3 or 0.1
 #   pe_cpu        configs/pe_comparison_cpu.py as shipped, at the CPU's float32 precision
 #   recipe_mech   the default on recipe_cpu's grid, and six one-change variants of it
-#   recipe_long   the default over 36 members at its 4200 steps, at 16800 and at 8400
+#   recipe_long   the default over 54 members at its own steps and at twice them
 #
 # Stages run in order of value, each under its own time limit, so a short lease still brings
 # back the first ones; every stage re-packs what exists so far into $OUT (bench.tgz with JSON +
@@ -279,15 +279,15 @@ recipe_mech() {
   recipe_stage recipe_tok1 85 --config.model.token_init_std=1.0
 }
 
-# recipe_long (#9): what the default would need beyond its 5 CPU minutes. The default's two moduli
-# x 6 seeds x 3 data seeds (36 members, lr 3e-3) at its own steps (4200), at 16800 and at 8400, at
-# the CPU's precision. On one H100 (2026-11-27): 60, 83 and 68 s.
+# recipe_long (#9): the default on a second machine, over the 27 seeds x data seeds per modulus
+# that docs/recipe_search.md 16 measured on the CPU (54 members, lr 3e-3, the CPU's precision),
+# at its own 8400 steps and at twice them. The batch-64, 4200-step default of 2026-11-27 ran
+# 36 members at 1x, 2x and 4x its steps here on one H100 in 60, 68 and 83 s (recipe_search 14).
 recipe_long() {
-  local run="env JAX_DEFAULT_MATMUL_PRECISION=highest $TRAIN $QUIET --config.population.seeds=(0,1,2,3,4,5)
-    --config.population.data_seeds=(0,1,2)"
-  stage sweep_long_4200 70 $run --workdir="$WORK/sweep_long_4200"
-  stage sweep_long_16800 130 $run --workdir="$WORK/sweep_long_16800" --config.train.steps=16800 --config.eval.every=4200
-  stage sweep_long_8400 80 $run --workdir="$WORK/sweep_long_8400" --config.train.steps=8400 --config.eval.every=4200
+  local run="env JAX_DEFAULT_MATMUL_PRECISION=highest $TRAIN $QUIET
+    --config.population.seeds=(0,1,2,3,4,5,6,7,8) --config.population.data_seeds=(0,1,2)"
+  stage sweep_long_1x 150 $run --workdir="$WORK/sweep_long_1x"
+  stage sweep_long_2x 250 $run --workdir="$WORK/sweep_long_2x" --config.train.steps=16800 --config.eval.every=8400
 }
 
 # pe_cpu (#9): docs/results.md 4's comparison as shipped, on another machine at the CPU's
