@@ -286,8 +286,11 @@ recipe_mech() {
 recipe_long() {
   local run="env JAX_DEFAULT_MATMUL_PRECISION=highest $TRAIN $QUIET
     --config.population.seeds=(0,1,2,3,4,5,6,7,8) --config.population.data_seeds=(0,1,2)"
+  local steps  # the default's own, so that the stage follows it when it changes
+  steps=$(python3 -c "from arith_jax.default_config import get_config; print(get_config().train.steps)")
   stage sweep_long_1x 150 $run --workdir="$WORK/sweep_long_1x"
-  stage sweep_long_2x 250 $run --workdir="$WORK/sweep_long_2x" --config.train.steps=16800 --config.eval.every=8400
+  stage sweep_long_2x 250 $run --workdir="$WORK/sweep_long_2x" --config.train.steps=$((2 * steps)) \
+    --config.eval.every="$steps"
 }
 
 # pe_cpu (#9): docs/results.md 4's comparison as shipped, on another machine at the CPU's
