@@ -18,6 +18,12 @@ make that visible for one trained member:
   task on the operands truncated to n_train digits). Equivalence on long operands averages
   over every unseen place at once; this splits it, so a member that ignores every place but
   one shows it as one low entry.
+- attention.json (layouts with padded operands): where the answer looks. Over in-distribution
+  operands, the attention weight that the positions predicting an answer token put on each
+  operand place, per block pass and head, and its share on the trained places (below
+  10^n_train) and on the unseen ones (10^n_train up to the operand width): those hold a
+  zero in every training example, so any weight there is weight a longer operand's digits
+  will later move.
 
 Figures are built with matplotlib's object API (Figure + Agg canvas), so no pyplot state or
 display backend is touched.
@@ -41,12 +47,13 @@ PCA_EXAMPLES = 384
 MAX_PANEL_COLUMNS = 5
 UNSEEN_PLACE_EXAMPLES = 512
 UNSEEN_PLACE_OPERANDS = ("a", "b", "both")
+ATTENTION_EXAMPLES = 256
 
 
 def analyze(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus: int, out_dir: str, seed: int = 0,
             title: str = "") -> list[str]:
-    """Writes answer_positions.png, pca_final_token.png and unseen_places.json for one member;
-    returns their paths.
+    """Writes answer_positions.png, pca_final_token.png, unseen_places.json and (padded
+    operands only) attention.json for one member; returns their paths.
 
     modulus is the member's (ignored by add and mul); seed picks the operands shown.
     """
@@ -95,7 +102,44 @@ def analyze(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus: int, 
     record = {"member": title, "n_train": n_train, "examples": UNSEEN_PLACE_EXAMPLES, "places": places,
               "equiv_acc": scores}
     workdir_lib.write_atomically(places_path, (json.dumps(record, indent=1) + "\n").encode())
-    return [answer_path, pca_path, places_path]
+    if not spec.format.pad_operands:  # unpadded, an unseen place holds no token to attend to
+        return [answer_path, pca_path, places_path]
+
+    attention_path = workdir_lib.join(out_dir, "attention.json")
+    a_NxW, b_NxW = (_below(rng, n_train, spec.width, ATTENTION_EXAMPLES) for _ in range(2))
+    record = {"member": title, **attention_on_places(graphdef, params, spec, n_train, modulus, a_NxW, b_NxW)}
+    workdir_lib.write_atomically(attention_path, (json.dumps(record, indent=1) + "\n").encode())
+    return [answer_path, pca_path, places_path, attention_path]
+
+
+def attention_on_places(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus, a_NxW, b_NxW) -> dict:
+    """Mean attention weight from the positions that predict an answer token onto each operand
+    place, per block pass and head, for the operands given (padded layouts)."""
+    a_positions_S, b_positions_S = spec.operand_positions()
+    batch = tasks.batch_for_operands(spec, a_NxW, b_NxW, modulus)
+    weights = jax.jit(lambda params, tokens: model.attention_weights(graphdef, params, tokens)[1])(params,
+                                                                                                 batch.tokens)
+    # Position t predicts token t + 1: the queries are the positions before an answer token.
+    queries_NxT = np.zeros(batch.answer_mask.shape)
+    queries_NxT[:, :-1] = np.asarray(batch.answer_mask)[:, 1:]
+    unseen_S = np.arange(spec.operand_slots)
+    unseen_S = (unseen_S >= n_train) & (unseen_S < spec.width)
+    passes = []
+    for weights_NxHxTxT in weights:
+        # Mean over examples and queries of each key's weight: H x T.
+        per_key_HxT = np.einsum("nhqk,nq->hk", np.asarray(weights_NxHxTxT), queries_NxT) / queries_NxT.sum()
+        heads = []
+        for per_key_T in per_key_HxT:
+            a_S, b_S = per_key_T[a_positions_S], per_key_T[b_positions_S]
+            heads.append({"trained": float(a_S[:n_train].sum() + b_S[:n_train].sum()),
+                          "unseen": float(a_S[unseen_S].sum() + b_S[unseen_S].sum()),
+                          "a_places": [round(float(x), 5) for x in a_S],
+                          "b_places": [round(float(x), 5) for x in b_S]})
+        passes.append({"heads": heads})
+    unseen = [head["unseen"] for block_pass in passes for head in block_pass["heads"]]
+    return {"n_train": n_train, "examples": int(a_NxW.shape[0]),
+            "unseen_places": [int(k) for k in np.flatnonzero(unseen_S)],
+            "unseen_mean": float(np.mean(unseen)), "passes": passes}
 
 
 def one_unseen_place(rng: np.random.Generator, n_train: int, width: int, place: int, operand: str,

@@ -158,12 +158,16 @@ class Attention(nnx.Module):
         return q_BxTxNxH, k_BxTxNxH, v_BxTxNxH
 
     def __call__(self, x_BxTxD, encoding: positional.PositionalEncoding, positions_T, bias_BxNxTxT,
-                 kv_out: list | None = None):
+                 kv_out: list | None = None, weights_out: list | None = None):
         batch, seq_len, d_model = x_BxTxD.shape
         q_BxTxNxH, k_BxTxNxH, v_BxTxNxH = self._projected(x_BxTxD, encoding, positions_T)
         if kv_out is not None:  # prefill: the keys and values a KV-cached decoder starts from
             kv_out.append((k_BxTxNxH, v_BxTxNxH))
-        if self.implementation == "cudnn":
+        if weights_out is not None:  # a probe of the attention pattern: the same attention, spelled out
+            weights_BxNxTxT = causal_attention_weights(q_BxTxNxH, k_BxTxNxH, bias_BxNxTxT)
+            weights_out.append(weights_BxNxTxT)
+            heads_BxTxNxH = jnp.einsum("bnts,bsnh->btnh", weights_BxNxTxT.astype(v_BxTxNxH.dtype), v_BxTxNxH)
+        elif self.implementation == "cudnn":
             heads_BxTxNxH = causal_attention_padded(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, CUDNN_SEQ_MULTIPLE, "cudnn")
         else:
             heads_BxTxNxH = jax.nn.dot_product_attention(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, bias=bias_BxNxTxT,
@@ -191,6 +195,18 @@ class Attention(nnx.Module):
         weights_BxNxT = jax.nn.softmax(scores_BxNxT, axis=-1).astype(v_cache_BxTxNxH.dtype)
         heads_BxNxH = jnp.einsum("bnt,btnh->bnh", weights_BxNxT, v_cache_BxTxNxH)
         return self.out(heads_BxNxH.reshape(x_BxD.shape)), (k_cache_BxTxNxH, v_cache_BxTxNxH)
+
+
+def causal_attention_weights(q_BxTxNxH, k_BxTxNxH, bias_BxNxTxT=None):
+    """softmax(q k / sqrt(H) + bias) under the causal mask, float32: what dot_product_attention
+    weighs the values with, for probes that read the pattern."""
+    scores_BxNxTxT = jnp.einsum("btnh,bsnh->bnts", q_BxTxNxH, k_BxTxNxH).astype(jnp.float32)
+    scores_BxNxTxT = scores_BxNxTxT / jnp.sqrt(jnp.float32(q_BxTxNxH.shape[-1]))
+    if bias_BxNxTxT is not None:
+        scores_BxNxTxT = scores_BxNxTxT + bias_BxNxTxT
+    seq_len = q_BxTxNxH.shape[1]
+    causal_TxT = jnp.tril(jnp.ones((seq_len, seq_len), bool))
+    return jax.nn.softmax(jnp.where(causal_TxT, scores_BxNxTxT, -jnp.inf), axis=-1)
 
 
 # cuDNN's fused kernel rejects odd sequence lengths in training ("Unsupported sequence length Q 51,
@@ -223,10 +239,11 @@ class Block(nnx.Module):
         self.dropout = nnx.Dropout(cfg.dropout)
 
     def __call__(self, x_BxTxD, encoding, positions_T, bias_BxNxTxT, key: jax.Array | None,
-                 kv_out: list | None = None):
+                 kv_out: list | None = None, weights_out: list | None = None):
         attention_key, mlp_key = (None, None) if key is None else jax.random.split(key)
         # The residual stream stays float32: bfloat16 sublayer outputs are promoted on addition.
-        attended_BxTxD = self.attention(self.attention_norm(x_BxTxD), encoding, positions_T, bias_BxNxTxT, kv_out)
+        attended_BxTxD = self.attention(self.attention_norm(x_BxTxD), encoding, positions_T, bias_BxNxTxT, kv_out,
+                                        weights_out)
         x_BxTxD = x_BxTxD + self.dropout(attended_BxTxD, deterministic=key is None, rngs=attention_key)
         mlp_BxTxD = self.mlp_out(jax.nn.gelu(self.mlp_in(self.mlp_norm(x_BxTxD))))
         return x_BxTxD + self.dropout(mlp_BxTxD, deterministic=key is None, rngs=mlp_key)
@@ -252,7 +269,8 @@ class Transformer(nnx.Module):
         self.head = None if cfg.tied_embeddings else nnx.Linear(
             cfg.d_model, vocab_size, use_bias=False, dtype=self.compute_dtype, rngs=rngs, **kernel_init(cfg))
 
-    def forward(self, tokens_BxT: jax.Array, key: jax.Array | None, return_hidden: bool, kv_out: list | None = None):
+    def forward(self, tokens_BxT: jax.Array, key: jax.Array | None, return_hidden: bool, kv_out: list | None = None,
+                weights_out: list | None = None):
         seq_len = tokens_BxT.shape[1]
         passes = self.cfg.recurrences * len(self.blocks)
         if key is None:
@@ -276,7 +294,7 @@ class Transformer(nnx.Module):
         for i, (block, inject_input) in enumerate(self._block_passes()):
             if inject_input:
                 x_BxTxD = x_BxTxD + input_BxTxD
-            x_BxTxD = block(x_BxTxD, self.encoding, rotary, bias_BxNxTxT, block_keys[i], kv_out)
+            x_BxTxD = block(x_BxTxD, self.encoding, rotary, bias_BxNxTxT, block_keys[i], kv_out, weights_out)
         return self._head(x_BxTxD, return_hidden)
 
     def _embedding_noise(self, x_BxTxD, key):
@@ -301,6 +319,13 @@ class Transformer(nnx.Module):
         kv_out = []
         self.forward(tokens_BxT, None, False, kv_out)
         return kv_out
+
+    def attention_weights(self, tokens_BxT: jax.Array) -> tuple[jax.Array, list]:
+        """Evaluation forward pass that also returns every block pass's attention weights
+        (BxNxTxT, float32, rows over the keys): (logits_BxTxV, weights per pass, in order)."""
+        weights_out = []
+        logits_BxTxV = self.forward(tokens_BxT, None, False, weights_out=weights_out)
+        return logits_BxTxV, weights_out
 
     def decode_step(self, tokens_BxT: jax.Array, cache: list, position_B: jax.Array):
         """Logits ``BxV`` at ``position_B`` (per row) for the token there, attending to the cached
@@ -358,6 +383,11 @@ def apply(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxT: jax.Array, key:
 def prefill(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxT: jax.Array) -> list:
     """The KV cache of an evaluation pass over ``tokens_BxT`` (Transformer.prefill)."""
     return nnx.merge(graphdef, params).prefill(tokens_BxT)
+
+
+def attention_weights(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxT: jax.Array) -> tuple[jax.Array, list]:
+    """(logits_BxTxV, attention weights BxNxTxT of every block pass): Transformer.attention_weights."""
+    return nnx.merge(graphdef, params).attention_weights(tokens_BxT)
 
 
 def decode_step(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxT: jax.Array, cache: list,

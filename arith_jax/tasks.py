@@ -227,6 +227,17 @@ class TaskSpec:
         return prompt + self.answer_len
 
 
+    def operand_positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Token index of each place of a and of b (index k: significance 10^k), for layouts
+        with padded operands, where every place has a fixed token; [operand_slots] each."""
+        if not self.format.pad_operands:
+            raise ValueError("operand places have fixed token positions only with padded operands (pad=N)")
+        fmt, slots, per_digit = self.format, self.operand_slots, self._tokens_per_digit
+        slot_S = np.arange(slots) if fmt.reverse_operands else slots - 1 - np.arange(slots)
+        a_S = fmt.bos + slot_S * per_digit + per_digit - 1  # a hint comes before its digit
+        return a_S, a_S + slots * per_digit + fmt.symbols
+
+
 class Batch(NamedTuple):
     tokens: jax.Array  # [B, T] int32
     answer_mask: jax.Array  # [B, T] bool: the answer tokens (loss mask)

@@ -56,14 +56,15 @@ def test_report_is_written_and_rerunnable(workdir):
     assert "p=7" in text and "p=11" in text
 
 
-def test_analyze_writes_both_plots_and_the_unseen_places_for_each_member(workdir):
+def test_analyze_writes_both_plots_the_unseen_places_and_the_attention_for_each_member(workdir):
     _cli("analyze", f"--workdir={workdir}")
     for member in ("p=7", "p=11"):
         for plot in ("answer_positions.png", "pca_final_token.png"):
             with open(os.path.join(workdir, "report", "analysis", member, plot), "rb") as f:
                 assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-        with open(os.path.join(workdir, "report", "analysis", member, "unseen_places.json")) as f:
-            assert json.load(f)["member"] == member
+        for record in ("unseen_places.json", "attention.json"):
+            with open(os.path.join(workdir, "report", "analysis", member, record)) as f:
+                assert json.load(f)["member"] == member
 
 
 def test_data_prints_decoded_examples_that_are_right(tmp_path):

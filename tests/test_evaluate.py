@@ -5,6 +5,7 @@ numbers, the fixed test sets, and the analysis plots."""
 import functools
 import json
 import math
+import os
 import time
 
 import jax
@@ -298,11 +299,26 @@ def test_eval_operands_reject_lengths_beyond_the_width():
 # The analysis plots
 
 
-def test_analyze_writes_two_png_plots_and_the_unseen_places(trained_add, tmp_path):
+def test_analyze_writes_two_png_plots_the_unseen_places_and_the_attention(trained_add, tmp_path):
     graphdef, _, late = trained_add
     paths = analyze.analyze(graphdef, late, ADD3, 2, 0, str(tmp_path), title="add,seed=0")
     assert [p.rsplit("/", 1)[-1] for p in paths] == ["answer_positions.png", "pca_final_token.png",
-                                                     "unseen_places.json"]
+                                                     "unseen_places.json", "attention.json"]
+    with open(paths[3]) as f:
+        attention = json.load(f)
+    assert attention["member"] == "add,seed=0" and attention["unseen_places"] == [2]
+    assert len(attention["passes"]) == TINY_MODEL["num_layers"]
+    unseen = []
+    for block_pass in attention["passes"]:
+        assert len(block_pass["heads"]) == TINY_MODEL["num_heads"]
+        for head in block_pass["heads"]:
+            a, b = head["a_places"], head["b_places"]
+            assert len(a) == len(b) == 3 and min(a + b) >= 0
+            assert head["trained"] == pytest.approx(sum(a[:2]) + sum(b[:2]), abs=1e-4)
+            assert head["unseen"] == pytest.approx(a[2] + b[2], abs=1e-4)
+            assert head["trained"] + head["unseen"] <= 1 + 1e-6
+            unseen.append(head["unseen"])
+    assert attention["unseen_mean"] == pytest.approx(np.mean(unseen))
     with open(paths[2]) as f:
         places = json.load(f)
     # ADD3 holds 3 digits and the model trained on 2: one unseen place, 10^2, in a, b or both.
@@ -317,6 +333,16 @@ def test_analyze_writes_two_png_plots_and_the_unseen_places(trained_add, tmp_pat
         assert height > 200 and width > 200 and channels in (3, 4)
     with pytest.raises(ConfigError, match=r"^task\.width: 3 is too small for analyze"):
         analyze.analyze(graphdef, late, ADD3, 3, 0, str(tmp_path))
+
+
+def test_analyze_writes_no_attention_record_for_unpadded_operands(trained_add, tmp_path):
+    # Unpadded, a 2-digit operand has no token at 10^2 for the answer to attend to.
+    graphdef, _, late = trained_add
+    unpadded = spec_for("add", 3, "reverse_result,eos")
+    paths = analyze.analyze(graphdef, late, unpadded, 2, 0, str(tmp_path))
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["answer_positions.png", "pca_final_token.png",
+                                                     "unseen_places.json"]
+    assert not os.path.exists(tmp_path / "attention.json")
 
 
 @settings(max_examples=30, deadline=None)

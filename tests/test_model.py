@@ -607,6 +607,24 @@ def test_a_cached_step_gives_the_full_forward_logits():
     np.testing.assert_allclose(logits_BxV, full_BxTxV[jnp.arange(4), position_B], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("pe, overrides", [("learned", {}), ("alibi", {}), ("t5", {}), ("rope", {}),
+                                          ("learned", dict(recurrences=2))])
+def test_attention_weights_are_the_pattern_the_model_computes_with(pe, overrides):
+    # Weighing the values with the probed weights gives the model's own logits, so the weights
+    # carry its scaling, bias and causal mask; each row is a distribution over earlier keys.
+    cfg = tiny(pe, **overrides)
+    graphdef, params = model.init(cfg, VOCAB, jax.random.key(5))
+    tokens_BxT = jax.random.randint(jax.random.key(6), (3, 11), 0, VOCAB)
+    logits_BxTxV, weights = model.attention_weights(graphdef, params, tokens_BxT)
+    np.testing.assert_allclose(logits_BxTxV, model.apply(graphdef, params, tokens_BxT), rtol=1e-5, atol=1e-5)
+    assert len(weights) == cfg.num_layers * cfg.recurrences
+    for weights_BxNxTxT in weights:
+        assert weights_BxNxTxT.shape == (3, cfg.num_heads, 11, 11)
+        np.testing.assert_allclose(weights_BxNxTxT.sum(-1), 1.0, rtol=1e-5)
+        assert not np.any(np.triu(np.asarray(weights_BxNxTxT), k=1))
+        assert np.all(np.asarray(weights_BxNxTxT)[..., 1:, 0] < 1)  # not a trivial pattern
+
+
 def test_coupled_rope_scores_depend_only_on_the_difference_of_significances():
     # The same problem written with 3-digit and with 5-digit zero-padded operands: the '='
     # query's scores against the units digits of a and b (both id 2, one above its own) are equal.

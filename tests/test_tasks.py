@@ -258,6 +258,28 @@ def test_seed_paper_layouts_verbatim():
     assert tasks.detokenize(tokens[0]) == expected
 
 
+@pytest.mark.parametrize("text", ["pad=6/3,reverse_result,bos,eos", "pad=5,reverse_operands,no_symbols,no_eos",
+                                  "pad=4,hints,bos", "ijcai2024", "acl2025"])
+def test_operand_positions_hold_each_place_of_each_operand(text):
+    # Every place gets its own digit (a: 1..6, b: 7, 8, 9, 1, ...), so a token at a claimed
+    # position can only be that place's.
+    spec = tasks.TaskSpec("mod_add", 4, tasks.Format.parse(text), 101)
+    slots = spec.operand_slots
+    a = np.asarray([[k % 6 + 1 for k in range(slots)]])
+    b = np.asarray([[(k + 6) % 9 + 1 for k in range(slots)]])
+    tokens, _, _ = encode(spec, a[:, :4], b[:, :4], compute_result("mod_add", a[:, :4], b[:, :4], 101))
+    a_positions, b_positions = spec.operand_positions()
+    for digits, positions in ((a, a_positions), (b, b_positions)):
+        np.testing.assert_array_equal(np.asarray(tokens)[0, positions[:4]], digits[0, :4])
+        np.testing.assert_array_equal(np.asarray(tokens)[0, positions[4:]], 0)  # padding
+    assert len(set(a_positions) | set(b_positions)) == 2 * slots
+
+
+def test_operand_positions_need_padded_operands():
+    with pytest.raises(ValueError, match="padded operands"):
+        tasks.TaskSpec("add", 4, tasks.Format.parse("plain")).operand_positions()
+
+
 def test_vocab_and_lengths():
     spec = tasks.TaskSpec("mul", 3, tasks.Format.parse("hints,bos"))
     assert spec.result_width == 6 and spec.num_hints == 6 and spec.vocab_size == 22
