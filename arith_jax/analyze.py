@@ -101,14 +101,14 @@ def analyze(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus: int, 
               for operand in UNSEEN_PLACE_OPERANDS}
     record = {"member": title, "n_train": n_train, "examples": UNSEEN_PLACE_EXAMPLES, "places": places,
               "equiv_acc": scores}
-    workdir_lib.write_atomically(places_path, (json.dumps(record, indent=1) + "\n").encode())
+    _write_json(places_path, record)
     if not spec.format.pad_operands:  # unpadded, an unseen place holds no token to attend to
         return [answer_path, pca_path, places_path]
 
     attention_path = workdir_lib.join(out_dir, "attention.json")
     a_NxW, b_NxW = (_below(rng, n_train, spec.width, ATTENTION_EXAMPLES) for _ in range(2))
     record = {"member": title, **attention_on_places(graphdef, params, spec, n_train, modulus, a_NxW, b_NxW)}
-    workdir_lib.write_atomically(attention_path, (json.dumps(record, indent=1) + "\n").encode())
+    _write_json(attention_path, record)
     return [answer_path, pca_path, places_path, attention_path]
 
 
@@ -122,8 +122,8 @@ def attention_on_places(graphdef, params, spec: tasks.TaskSpec, n_train: int, mo
     # Position t predicts token t + 1: the queries are the positions before an answer token.
     queries_NxT = np.zeros(batch.answer_mask.shape)
     queries_NxT[:, :-1] = np.asarray(batch.answer_mask)[:, 1:]
-    unseen_S = np.arange(spec.operand_slots)
-    unseen_S = (unseen_S >= n_train) & (unseen_S < spec.width)
+    place_S = np.arange(spec.operand_slots)
+    unseen_S = (place_S >= n_train) & (place_S < spec.width)
     passes = []
     for weights_NxHxTxT in weights:
         # Mean over examples and queries of each key's weight: H x T.
@@ -140,6 +140,10 @@ def attention_on_places(graphdef, params, spec: tasks.TaskSpec, n_train: int, mo
     return {"n_train": n_train, "examples": int(a_NxW.shape[0]),
             "unseen_places": [int(k) for k in np.flatnonzero(unseen_S)],
             "unseen_mean": float(np.mean(unseen)), "passes": passes}
+
+
+def _write_json(path: str, record: dict) -> None:
+    workdir_lib.write_atomically(path, (json.dumps(record, indent=1) + "\n").encode())
 
 
 def one_unseen_place(rng: np.random.Generator, n_train: int, width: int, place: int, operand: str,

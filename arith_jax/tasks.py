@@ -226,7 +226,6 @@ class TaskSpec:
         prompt = fmt.bos + 2 * self.operand_slots * self._tokens_per_digit + 2 * fmt.symbols
         return prompt + self.answer_len
 
-
     def operand_positions(self) -> tuple[np.ndarray, np.ndarray]:
         """Token index of each place of a and of b (index k: significance 10^k), for layouts
         with padded operands, where every place has a fixed token; [operand_slots] each."""
