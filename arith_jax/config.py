@@ -151,6 +151,7 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
     _float_in("train.eps", t.eps, 1e-30, 1.0, "a number in (0, 1]")
     _float_in("train.grad_clip", t.grad_clip, 1e-12, math.inf, "a number > 0")
     _float_in("train.ema_decay", t.ema_decay, 0.0, 0.999999, "in [0, 1) (0 = no moving average)")
+    _float_in("train.ema_ramp", t.ema_ramp, 1e-3, 1e6, "a number in [0.001, 1e6]")
 
     p = config.population
     _check_member_lists("population", p)

@@ -54,6 +54,7 @@ class Static:
     decode: bool
     mesh_shape: tuple[int, int]
     ema_decay: float = 0.0  # > 0: evaluate a moving average of the parameters, not the last iterate
+    ema_ramp: float = 9.0  # the average's warm-up: decay (1 + t) / (1 + ema_ramp + t) at step t
     # Keep each member's best evaluated parameters (eval.select_lengths): the state's "best".
     keep_best: bool = False
 
@@ -90,12 +91,13 @@ def _select(keep, new, old):
     return jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)
 
 
-def ema_update(ema, params, step, decay: float):
-    """One step of the parameters' moving average. The decay ramps up as (1 + t) / (10 + t)
-    (TensorFlow's ExponentialMovingAverage with num_updates), so the average forgets the
-    random initialisation within the first hundreds of steps."""
+def ema_update(ema, params, step, decay: float, ramp: float = 9.0):
+    """One step of the parameters' moving average. The decay ramps up as (1 + t) / (1 + ramp + t)
+    (with ramp 9, TensorFlow's ExponentialMovingAverage with num_updates), so the average forgets
+    the random initialisation. Until `decay` caps it, the average after T steps weighs step s
+    about as (s / T)^(ramp - 1): the smaller the ramp, the more of training it averages."""
     step = step.astype(jnp.float32)
-    d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+    d = jnp.minimum(decay, (1.0 + step) / (1.0 + ramp + step))
     return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
 
 
@@ -261,7 +263,8 @@ class GroupProgram:
             new = dict(state, **stepped)
             if self.static.ema_decay:
                 # A frozen member's average stops with its parameters.
-                average = lambda f, e, p: _select(f, e, ema_update(e, p, step, self.static.ema_decay))
+                average = lambda f, e, p: _select(f, e, ema_update(e, p, step, self.static.ema_decay,
+                                                                          self.static.ema_ramp))
                 new["ema"] = jax.vmap(average, spmd_axis_name=sharding.POP)(
                     new["frozen"], state["ema"], new["params"])
             return new, dict(metrics, frozen=new["frozen"])
@@ -309,6 +312,7 @@ def _static(group: Group, config: ml_collections.ConfigDict, num_members: int, k
                   num_members=num_members, b1=config.train.b1, b2=config.train.b2,
                   eps=config.train.eps,
                   grad_clip=config.train.grad_clip, decode=config.eval.decode, ema_decay=config.train.ema_decay,
+                  ema_ramp=config.train.ema_ramp,
                   mesh_shape=sharding.mesh_shape(num_members, config.train.batch_size, jax.device_count()))
 
 

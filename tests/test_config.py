@@ -58,6 +58,7 @@ BAD = [
     ({"train__steps": 0}, r"^train\.steps: 0 is not allowed; must be an integer >= 1$"),
     ({"train__batch_size": -4}, r"^train\.batch_size: -4 is not allowed"),
     ({"train__grad_clip": 0.0}, r"^train\.grad_clip: 0\.0 is not allowed; must be a number > 0$"),
+    ({"train__ema_ramp": 0.0}, r"^train\.ema_ramp: 0\.0 is not allowed; must be a number in \[0\.001, 1e6\]$"),
     ({"data__source": "s3"}, r"^data\.source: 's3' is not allowed; use one of online, finite, files$"),
     ({"data__source": "files"}, r"^data\.files: is empty"),
     ({"population__shard": "0/3"}, r"^population\.shard: 0/3: 3 shares of 2 members would leave some empty; use at most 2 shares$"),

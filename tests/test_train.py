@@ -226,8 +226,9 @@ def test_groups_of_layouts_and_dropout_rates_each_train_as_a_solo_run(tmp_path):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
-def test_moving_average_of_the_parameters_follows_its_ramped_recurrence():
-    config = tiny_config(train__ema_decay=0.99, log__tensorboard=False)  # two members
+@pytest.mark.parametrize("ramp", [9.0, 3.0])
+def test_moving_average_of_the_parameters_follows_its_ramped_recurrence(ramp):
+    config = tiny_config(train__ema_decay=0.99, train__ema_ramp=ramp, log__tensorboard=False)  # two members
     run = train.build_runs(config, population.plan(config))[0]
     state = run.program.init(run.group.column("seed", np.uint32))
     previous_ema = jax.device_get(state["ema"])
@@ -236,7 +237,7 @@ def test_moving_average_of_the_parameters_follows_its_ramped_recurrence():
     for step in (0, 1):
         state, _ = run.program.chunk(state, run.hyper, run.member_data, None, np.asarray([step], np.int32))
         params, ema = jax.device_get(state["params"]), jax.device_get(state["ema"])
-        d = min(0.99, (1 + step) / (10 + step))  # 0.1, then 2/11
+        d = min(0.99, (1 + step) / (1 + ramp + step))  # ramp 9: 0.1, then 2/11 (TensorFlow's rule)
         for e, e0, p in zip(jax.tree.leaves(ema), jax.tree.leaves(previous_ema), jax.tree.leaves(params)):
             np.testing.assert_allclose(e, d * e0 + (1 - d) * p, rtol=1e-6, atol=1e-7)
         previous_ema = ema
