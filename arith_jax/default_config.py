@@ -161,9 +161,9 @@ def base() -> ml_collections.ConfigDict:
     c.train.weight_decay_while_gated = 0.0
     c.train.grad_clip = 1.0
     # > 0: evaluate (and analyse) an exponential moving average of the parameters with this
-    # decay instead of the last iterate; the average is part of the checkpoint. At step t the
-    # decay used is min(ema_decay, (1 + t) / (10 + t)) with the default ramp below: a decay
-    # above 0.999 acts only after step 8991, 0.9999 after step 89991.
+    # decay instead of the last iterate; the average is part of the checkpoint. The ramp below
+    # caps it early on: with its default, a decay above 0.999 acts only after step 8991, 0.9999
+    # after step 89991.
     c.train.ema_decay = 0.0
     # The average's warm-up: the decay at step t is min(ema_decay, (1 + t) / (1 + ema_ramp + t)),
     # so until ema_decay caps it the average after T steps weighs step s about as

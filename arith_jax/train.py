@@ -53,8 +53,8 @@ class Static:
     grad_clip: float
     decode: bool
     mesh_shape: tuple[int, int]
-    ema_decay: float = 0.0  # > 0: evaluate a moving average of the parameters, not the last iterate
-    ema_ramp: float = 9.0  # the average's warm-up: decay (1 + t) / (1 + ema_ramp + t) at step t
+    ema_decay: float  # > 0: evaluate a moving average of the parameters, not the last iterate
+    ema_ramp: float  # the average's warm-up: decay (1 + t) / (1 + ema_ramp + t) at step t
     # Keep each member's best evaluated parameters (eval.select_lengths): the state's "best".
     keep_best: bool = False
 
@@ -91,7 +91,7 @@ def _select(keep, new, old):
     return jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)
 
 
-def ema_update(ema, params, step, decay: float, ramp: float = 9.0):
+def ema_update(ema, params, step, decay: float, ramp: float):
     """One step of the parameters' moving average. The decay ramps up as (1 + t) / (1 + ramp + t)
     (with ramp 9, TensorFlow's ExponentialMovingAverage with num_updates), so the average forgets
     the random initialisation. Until `decay` caps it, the average after T steps weighs step s
@@ -263,8 +263,8 @@ class GroupProgram:
             new = dict(state, **stepped)
             if self.static.ema_decay:
                 # A frozen member's average stops with its parameters.
-                average = lambda f, e, p: _select(f, e, ema_update(e, p, step, self.static.ema_decay,
-                                                                          self.static.ema_ramp))
+                decay, ramp = self.static.ema_decay, self.static.ema_ramp
+                average = lambda f, e, p: _select(f, e, ema_update(e, p, step, decay, ramp))
                 new["ema"] = jax.vmap(average, spmd_axis_name=sharding.POP)(
                     new["frozen"], state["ema"], new["params"])
             return new, dict(metrics, frozen=new["frozen"])
