@@ -84,6 +84,7 @@ def base() -> ml_collections.ConfigDict:
     c.model.pe = "learned"  # none | learned | sinusoidal | rope | alibi | t5 | fire | abacus | coupled | coupled_rope
     c.model.num_layers = 0
     c.model.num_heads = 0
+    c.model.layer_heads = ()  # heads of each layer, e.g. (4, 3); empty = num_heads in every layer
     c.model.d_model = 0
     c.model.d_ff = 0
     c.model.dropout = 0.0

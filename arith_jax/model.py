@@ -58,6 +58,8 @@ class ModelConfig:
     # residual stream before every pass after the first.
     recurrences: int = 1
     input_injection: bool = False
+    # Attention heads of each layer, first to last, e.g. (4, 3); empty = num_heads in every layer.
+    layer_heads: tuple = ()
     # The positional encoding (model.pe) and its knobs: arith_jax/positional.py.
     positional: positional.PositionalConfig = positional.PositionalConfig()
 
@@ -71,6 +73,8 @@ class ModelConfig:
                 raise ConfigError(f"model.{field}", "not a model setting; allowed: "
                                                     f"{', '.join(sorted(own | set(positional.FIELDS)))}")
         encoding = positional.PositionalConfig(**{k: v for k, v in fields.items() if k in positional.FIELDS})
+        if isinstance(fields.get("layer_heads"), list):  # a config read back from JSON
+            fields = dict(fields, layer_heads=tuple(fields["layer_heads"]))
         return cls(**{k: v for k, v in fields.items() if k in own}, positional=encoding)
 
     @classmethod
@@ -85,6 +89,10 @@ class ModelConfig:
     def pe(self) -> str:
         return self.positional.pe
 
+    def heads(self, layer: int) -> int:
+        """The attention heads of block `layer` (0 = the first)."""
+        return self.layer_heads[layer] if self.layer_heads else self.num_heads
+
     def validate(self, vocab_size: int, seq_len: int, task_format=None) -> None:
         """Raise ConfigError unless this model can run on ``vocab_size`` tokens and sequences
         up to ``seq_len`` (the longest train or evaluation sequence) laid out as ``task_format``."""
@@ -96,6 +104,7 @@ class ModelConfig:
                 raise ConfigError(f"model.{field}", f"must be a positive integer, got {value!r}")
         if self.d_model % self.num_heads:
             raise ConfigError("model.num_heads", f"must divide d_model = {self.d_model}, got {self.num_heads}")
+        self._validate_layer_heads()
         if isinstance(self.recurrences, bool) or not isinstance(self.recurrences, int) or self.recurrences < 1:
             raise ConfigError("model.recurrences", f"must be a positive integer, got {self.recurrences!r}")
         if self.input_injection and self.recurrences == 1:
@@ -113,6 +122,20 @@ class ModelConfig:
                                                      f"{', '.join(COMPUTE_DTYPES)}")
         self._validate_attention_impl()
         positional.validate(self.positional, self.d_model, self.num_heads, seq_len, task_format)
+        for heads in set(self.layer_heads) - {self.num_heads}:  # e.g. rope's even head width
+            positional.encoding_class(self.pe).check(self.positional, self.d_model, heads)
+
+    def _validate_layer_heads(self) -> None:
+        if not self.layer_heads:
+            return
+        heads = self.layer_heads
+        if not isinstance(heads, tuple) or len(heads) != self.num_layers or not all(
+                isinstance(h, int) and not isinstance(h, bool) and h >= 1 and self.d_model % h == 0 for h in heads):
+            raise ConfigError("model.layer_heads", f"must be empty or {self.num_layers} positive head counts (one per "
+                                                   f"layer), each dividing d_model = {self.d_model}, got {heads!r}")
+        if positional.encoding_class(self.pe).bias_per_head:
+            raise ConfigError("model.layer_heads", f"{self.pe!r} learns one attention bias per head for every layer "
+                                                   "alike; leave it empty")
 
     def _validate_attention_impl(self) -> None:
         if self.attention_impl not in ATTENTION_IMPLEMENTATIONS:
@@ -143,9 +166,9 @@ def kernel_init(cfg: ModelConfig, writes_residual: bool = False) -> dict:
 
 
 class Attention(nnx.Module):
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    def __init__(self, cfg: ModelConfig, num_heads: int, rngs: nnx.Rngs):
         dtype = COMPUTE_DTYPES[cfg.compute_dtype]
-        self.num_heads = cfg.num_heads
+        self.num_heads = num_heads
         self.implementation = ATTENTION_IMPLEMENTATIONS[cfg.attention_impl]
         self.qkv = nnx.Linear(cfg.d_model, 3 * cfg.d_model, dtype=dtype, rngs=rngs, **kernel_init(cfg))
         self.out = nnx.Linear(cfg.d_model, cfg.d_model, dtype=dtype, rngs=rngs, **kernel_init(cfg, True))
@@ -229,10 +252,10 @@ def causal_attention_padded(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, multiple: int, impl
 class Block(nnx.Module):
     """LN -> causal self-attention -> residual, LN -> MLP(GELU) -> residual."""
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    def __init__(self, cfg: ModelConfig, num_heads: int, rngs: nnx.Rngs):
         dtype = COMPUTE_DTYPES[cfg.compute_dtype]
         self.attention_norm = nnx.LayerNorm(cfg.d_model, dtype=dtype, rngs=rngs)
-        self.attention = Attention(cfg, rngs)
+        self.attention = Attention(cfg, num_heads, rngs)
         self.mlp_norm = nnx.LayerNorm(cfg.d_model, dtype=dtype, rngs=rngs)
         self.mlp_in = nnx.Linear(cfg.d_model, cfg.d_ff, dtype=dtype, rngs=rngs, **kernel_init(cfg))
         self.mlp_out = nnx.Linear(cfg.d_ff, cfg.d_model, dtype=dtype, rngs=rngs, **kernel_init(cfg, True))
@@ -264,7 +287,7 @@ class Transformer(nnx.Module):
                                          embedding_init=nnx.initializers.normal(stddev=cfg.token_init_std), rngs=rngs)
         self.encoding = positional.build(cfg.positional, cfg.d_model, cfg.num_heads, rngs)
         self.embedding_dropout = nnx.Dropout(cfg.dropout)
-        self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_layers)])
+        self.blocks = nnx.List([Block(cfg, cfg.heads(i), rngs) for i in range(cfg.num_layers)])
         self.final_norm = nnx.LayerNorm(cfg.d_model, rngs=rngs)
         self.head = None if cfg.tied_embeddings else nnx.Linear(
             cfg.d_model, vocab_size, use_bias=False, dtype=self.compute_dtype, rngs=rngs, **kernel_init(cfg))

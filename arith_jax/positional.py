@@ -95,6 +95,8 @@ class PositionalEncoding(nnx.Module):
     position_indexed: ClassVar[bool] = False
     # Whether it adds a bias to the attention scores (fused kernels may not train one).
     adds_attention_bias: ClassVar[bool] = False
+    # Whether that bias has one row per attention head (so every layer needs the same head count).
+    bias_per_head: ClassVar[bool] = False
 
     def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
         del cfg, d_model, num_heads, rngs
@@ -229,6 +231,7 @@ class ALiBi(PositionalEncoding):
 
     position_indexed = True
     adds_attention_bias = True
+    bias_per_head = True
 
     def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
         self.num_heads = num_heads
@@ -252,6 +255,7 @@ class T5(PositionalEncoding):
 
     position_indexed = True
     adds_attention_bias = True
+    bias_per_head = True
 
     def __init__(self, cfg: PositionalConfig, d_model: int, num_heads: int, rngs: nnx.Rngs):
         self.num_buckets = cfg.t5_num_buckets
@@ -284,6 +288,7 @@ class FIRE(PositionalEncoding):
 
     position_indexed = True
     adds_attention_bias = True
+    bias_per_head = True
     # Keeps psi(max(i, L)) away from zero if c or L is driven to 0.
     EPSILON: ClassVar[float] = 1e-6
 

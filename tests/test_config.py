@@ -204,3 +204,17 @@ def test_the_default_is_the_plain_base_with_its_recipe_and_nothing_else():
     differing = {(section, field) for section in plain for field in plain[section]
                  if plain[section][field] != default[section][field]}
     assert differing == set(default_config.DEFAULT_RECIPE)
+
+
+def test_per_layer_heads_survive_the_workdirs_json():
+    # A saved config reads the tuple back as a list; the model must still get a (hashable)
+    # tuple, or a resumed or evaluated run would build another model than it trained.
+    from arith_jax import config as config_lib
+
+    c = tiny_config(model__num_layers=2)
+    c.model.layer_heads = (4, 2)
+    (planned,) = population.plan(c)
+    (restored,) = population.plan(config_lib.from_json(config_lib.to_json(c)))
+    assert planned.model == restored.model
+    assert restored.model.layer_heads == (4, 2)
+    assert [restored.model.heads(i) for i in range(restored.model.num_layers)] == [4, 2]

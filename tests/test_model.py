@@ -319,6 +319,13 @@ def test_unknown_encoding_lists_the_allowed():
     (dict(pe="coupled_rope", coupling_window=2, attention_impl="cudnn", compute_dtype="bfloat16"),
      "model.attention_impl: cudnn is not offered with 'coupled_rope', which adds an attention bias"),
     (dict(input_injection=True), "model.input_injection: needs model.recurrences > 1"),
+    (dict(layer_heads=(4,)), "model.layer_heads: must be empty or 2 positive head counts (one per layer), each "
+                             "dividing d_model = 16, got (4,)"),
+    (dict(layer_heads=(4, 3)), "model.layer_heads: must be empty or 2 positive head counts (one per layer), each "
+                               "dividing d_model = 16, got (4, 3)"),
+    (dict(pe="t5", layer_heads=(4, 2)), "model.layer_heads: 't5' learns one attention bias per head for every "
+                                        "layer alike; leave it empty"),
+    (dict(pe="rope", d_model=24, num_heads=2, layer_heads=(2, 8)), "model.num_heads: rope rotates pairs of dimensions"),
 ])
 def test_bad_model_settings_name_their_field(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -623,6 +630,31 @@ def test_attention_weights_are_the_pattern_the_model_computes_with(pe, overrides
         np.testing.assert_allclose(weights_BxNxTxT.sum(-1), 1.0, rtol=1e-5)
         assert not np.any(np.triu(np.asarray(weights_BxNxTxT), k=1))
         assert np.all(np.asarray(weights_BxNxTxT)[..., 1:, 0] < 1)  # not a trivial pattern
+
+
+@pytest.mark.parametrize("pe", ["learned", "rope"])
+def test_each_layer_attends_with_its_own_head_count(pe):
+    # Layers of 4 and 2 heads: the first block's query, key and value split into heads of width
+    # 4, the second's into heads of 8; the probed pattern has each layer's head count, and
+    # KV-cached decoding (whose cache shapes follow each layer's heads) matches the full pass.
+    cfg = tiny(pe, layer_heads=(4, 2))
+    cfg.validate(VOCAB, 11)
+    assert [cfg.heads(i) for i in range(cfg.num_layers)] == [4, 2]
+    graphdef, params = model.init(cfg, VOCAB, jax.random.key(7))
+    tokens_BxT = jax.random.randint(jax.random.key(8), (3, 11), 0, VOCAB)
+    logits_BxTxV, weights = model.attention_weights(graphdef, params, tokens_BxT)
+    assert [w.shape for w in weights] == [(3, 4, 11, 11), (3, 2, 11, 11)]
+    np.testing.assert_allclose(logits_BxTxV, model.apply(graphdef, params, tokens_BxT), rtol=1e-5, atol=1e-5)
+    cache = model.prefill(graphdef, params, tokens_BxT)
+    position_B = jnp.asarray([2, 10, 5])
+    logits_BxV, _ = model.decode_step(graphdef, params, tokens_BxT, cache, position_B)
+    np.testing.assert_allclose(logits_BxV, logits_BxTxV[jnp.arange(3), position_B], rtol=1e-5, atol=1e-5)
+    # The parameters are those of two heads in every layer; read with that split they give
+    # other logits, so the per-layer split is what the forward pass uses.
+    uniform_graphdef, uniform_params = model.init(tiny(pe), VOCAB, jax.random.key(7))
+    assert jax.tree.map(jnp.shape, uniform_params) == jax.tree.map(jnp.shape, params)
+    other_BxTxV = model.apply(uniform_graphdef, params, tokens_BxT)
+    assert not np.allclose(other_BxTxV, logits_BxTxV, atol=1e-4)
 
 
 def test_coupled_rope_scores_depend_only_on_the_difference_of_significances():
