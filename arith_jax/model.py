@@ -73,8 +73,6 @@ class ModelConfig:
                 raise ConfigError(f"model.{field}", "not a model setting; allowed: "
                                                     f"{', '.join(sorted(own | set(positional.FIELDS)))}")
         encoding = positional.PositionalConfig(**{k: v for k, v in fields.items() if k in positional.FIELDS})
-        if isinstance(fields.get("layer_heads"), list):  # a config read back from JSON
-            fields = dict(fields, layer_heads=tuple(fields["layer_heads"]))
         return cls(**{k: v for k, v in fields.items() if k in own}, positional=encoding)
 
     @classmethod

@@ -207,8 +207,9 @@ def test_the_default_is_the_plain_base_with_its_recipe_and_nothing_else():
 
 
 def test_per_layer_heads_survive_the_workdirs_json():
-    # A saved config reads the tuple back as a list; the model must still get a (hashable)
-    # tuple, or a resumed or evaluated run would build another model than it trained.
+    # JSON writes the tuple as a list; read back over base() (whose field is a tuple) the model
+    # must still get the (hashable) tuple, or a resumed or evaluated run would build another
+    # model than it trained.
     from arith_jax import config as config_lib
 
     c = tiny_config(model__num_layers=2)
