@@ -100,7 +100,8 @@ class ModelConfig:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"model.{field}", f"must be a positive integer, got {value!r}")
-        if self.d_model % self.num_heads:
+        # Set, layer_heads are the only head counts any layer uses, so num_heads is not checked.
+        if not self.layer_heads and self.d_model % self.num_heads:
             raise ConfigError("model.num_heads", f"must divide d_model = {self.d_model}, got {self.num_heads}")
         self._validate_layer_heads()
         if isinstance(self.recurrences, bool) or not isinstance(self.recurrences, int) or self.recurrences < 1:
@@ -119,9 +120,7 @@ class ModelConfig:
             raise ConfigError("model.compute_dtype", f"{self.compute_dtype!r} is not allowed; use one of "
                                                      f"{', '.join(COMPUTE_DTYPES)}")
         self._validate_attention_impl()
-        positional.validate(self.positional, self.d_model, self.num_heads, seq_len, task_format)
-        for heads in set(self.layer_heads) - {self.num_heads}:  # e.g. rope's even head width
-            positional.encoding_class(self.pe).check(self.positional, self.d_model, heads)
+        positional.validate(self.positional, self.d_model, self.heads(0), seq_len, task_format)
 
     def _validate_layer_heads(self) -> None:
         if not self.layer_heads:
@@ -131,9 +130,16 @@ class ModelConfig:
                 isinstance(h, int) and not isinstance(h, bool) and h >= 1 and self.d_model % h == 0 for h in heads):
             raise ConfigError("model.layer_heads", f"must be empty or {self.num_layers} positive head counts (one per "
                                                    f"layer), each dividing d_model = {self.d_model}, got {heads!r}")
-        if positional.encoding_class(self.pe).bias_per_head:
+        encoding = positional.encoding_class(self.pe)
+        if encoding.bias_per_head:
             raise ConfigError("model.layer_heads", f"{self.pe!r} learns one attention bias per head for every layer "
                                                    "alike; leave it empty")
+        for layer, count in enumerate(heads):  # e.g. rope's even head width, under this field's name
+            try:
+                encoding.check(self.positional, self.d_model, count)
+            except ConfigError as error:
+                message = str(error).removeprefix(f"{error.field}: ")
+                raise ConfigError("model.layer_heads", f"layer {layer} ({count} heads): {message}") from None
 
     def _validate_attention_impl(self) -> None:
         if self.attention_impl not in ATTENTION_IMPLEMENTATIONS:

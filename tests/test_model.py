@@ -325,7 +325,8 @@ def test_unknown_encoding_lists_the_allowed():
                                "dividing d_model = 16, got (4, 3)"),
     (dict(pe="t5", layer_heads=(4, 2)), "model.layer_heads: 't5' learns one attention bias per head for every "
                                         "layer alike; leave it empty"),
-    (dict(pe="rope", d_model=24, num_heads=2, layer_heads=(2, 8)), "model.num_heads: rope rotates pairs of dimensions"),
+    (dict(pe="rope", d_model=24, num_heads=2, layer_heads=(2, 8)), "model.layer_heads: layer 1 (8 heads): rope rotates "
+                                                                   "pairs of dimensions"),
 ])
 def test_bad_model_settings_name_their_field(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -655,6 +656,15 @@ def test_each_layer_attends_with_its_own_head_count(pe):
     assert jax.tree.map(jnp.shape, uniform_params) == jax.tree.map(jnp.shape, params)
     other_BxTxV = model.apply(uniform_graphdef, params, tokens_BxT)
     assert not np.allclose(other_BxTxV, logits_BxTxV, atol=1e-4)
+
+
+def test_per_layer_heads_are_the_only_head_counts_checked():
+    # With layer_heads set no layer uses num_heads, so a count that does not divide d_model (3
+    # of 16) or gives rope an odd head width is no reason to refuse the model.
+    for pe in ("learned", "rope"):
+        tiny(pe, num_heads=3, layer_heads=(4, 2)).validate(VOCAB, 11)
+    with pytest.raises(ConfigError, match=re.escape("model.num_heads: must divide d_model = 16, got 3")):
+        tiny("learned", num_heads=3).validate(VOCAB, 11)
 
 
 def test_coupled_rope_scores_depend_only_on_the_difference_of_significances():
