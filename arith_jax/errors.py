@@ -14,7 +14,13 @@ class ConfigError(ValueError):
 
     def __init__(self, field: str, message: str):
         self.field = field
+        self.message = message
         super().__init__(f"{field}: {message}")
+
+    def under(self, field: str, context: str = "") -> "ConfigError":
+        """The same complaint named by `field`, the setting the user actually wrote (e.g. a
+        population's list entry rather than the single field it fills in)."""
+        return ConfigError(field, context + self.message)
 
 
 def print_error(error: ConfigError) -> int:

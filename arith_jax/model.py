@@ -100,7 +100,7 @@ class ModelConfig:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"model.{field}", f"must be a positive integer, got {value!r}")
-        # Set, layer_heads are the only head counts any layer uses, so num_heads is not checked.
+        # With layer_heads set no layer uses num_heads, so only the per-layer counts are checked.
         if not self.layer_heads and self.d_model % self.num_heads:
             raise ConfigError("model.num_heads", f"must divide d_model = {self.d_model}, got {self.num_heads}")
         self._validate_layer_heads()
@@ -138,8 +138,7 @@ class ModelConfig:
             try:
                 encoding.check(self.positional, self.d_model, count)
             except ConfigError as error:
-                message = str(error).removeprefix(f"{error.field}: ")
-                raise ConfigError("model.layer_heads", f"layer {layer} ({count} heads): {message}") from None
+                raise error.under("model.layer_heads", f"layer {layer} ({count} heads): ") from None
 
     def _validate_attention_impl(self) -> None:
         if self.attention_impl not in ATTENTION_IMPLEMENTATIONS:

@@ -107,7 +107,7 @@ def _spec(config: ml_collections.ConfigDict, text: str, width: int, max_modulus:
     except ConfigError as error:
         if error.field != "task.format":
             raise
-        raise ConfigError(field, str(error).removeprefix("task.format: ")) from None
+        raise error.under(field) from None
 
 
 def _own_lists(config: ml_collections.ConfigDict, pe: str, preset: str,
