@@ -9,7 +9,8 @@ CPU against that default's 3 min 50 s. Over 27 members per modulus (seeds 0-8 x 
 mod 101, the theory's mechanism) to 98.9 / 96.3 / 92.2 / 82.4% at 3-6 digits, against that
 default's 96.7 / 91.2 / 80.3 / 63.2% (and the floor at 0.3's 97.8 / 93.7 / 88.7 / 79.3%); but two
 of its 27 mod 100 members fall below 90% at 6 digits (none of that default's on the same
-machine), and over nine members each it costs p = 50 and 150 seven to eight points at 6 digits. The numbers are in docs/recipe_search.md 19-20.
+machine), and over nine members each it costs p = 50 and 150 seven to eight points at 6
+digits. The numbers are in docs/recipe_search.md 19-20.
 
     arith-jax train --config=configs/default_four_heads.py --workdir=runs/four_heads
 """
