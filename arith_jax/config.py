@@ -145,6 +145,12 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
     _float_in("train.weight_decay_below_loss", t.weight_decay_below_loss, 0.0, math.inf,
               "a loss >= 0 (0 = decay at any loss)")
     _float_in("train.weight_decay_while_gated", t.weight_decay_while_gated, 0.0, math.inf, "a weight decay >= 0")
+    full_at = _float_in("train.weight_decay_full_at_loss", t.weight_decay_full_at_loss, 0.0, math.inf,
+                        "a loss >= 0 (0 = the full decay as soon as the loss is below the gate)")
+    if full_at > 0 and not full_at < t.weight_decay_below_loss:
+        raise ConfigError("train.weight_decay_full_at_loss",
+                          f"{full_at!r} is not allowed; must be 0 or below train.weight_decay_below_loss "
+                          f"({t.weight_decay_below_loss!r}), where the decay starts to rise")
     _float_in("train.final_lr_fraction", t.final_lr_fraction, 0.0, 1.0, "in [0, 1]")
     _float_in("train.b1", t.b1, 0.0, 0.999999, "in [0, 1)")
     _float_in("train.b2", t.b2, 0.0, 0.999999, "in [0, 1)")

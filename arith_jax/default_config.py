@@ -171,6 +171,11 @@ def base() -> ml_collections.ConfigDict:
     # The weight decay a member gets while either gate above holds its own off (a little decay
     # helps a member leave a loss plateau); 0 = none.
     c.train.weight_decay_while_gated = 0.0
+    # > 0 (below the gate): the decay rises with falling loss instead of switching at the gate,
+    # linearly from weight_decay_while_gated at the gate's loss to the member's own decay at
+    # this loss and below, so a member whose rarer cases the full decay would erode settles
+    # where its decay is weaker; 0 = the member's own decay as soon as it is below the gate.
+    c.train.weight_decay_full_at_loss = 0.0
     c.train.grad_clip = 1.0
     # > 0: evaluate (and analyse) an exponential moving average of the parameters with this
     # decay instead of the last iterate; the average is part of the checkpoint. The ramp below

@@ -185,7 +185,12 @@ def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[di
     # plateau gets only train.weight_decay_while_gated, whatever the step; the gate reads this
     # step's own loss.
     decayed = (step >= hyper["wd_from"]) & (loss < hyper["wd_below_loss"])
-    wd = jnp.where(decayed, hyper["wd"], hyper["wd_gated"])
+    # train.weight_decay_full_at_loss: below the gate the decay rises linearly to the member's
+    # own as the loss falls to this; 0 keeps the switch (and the member's decay bit for bit).
+    gate, full_at = hyper["wd_below_loss"], hyper["wd_full_at_loss"]
+    rise = jnp.clip((gate - loss) / (gate - full_at), 0.0, 1.0)
+    ramped = hyper["wd_gated"] + (hyper["wd"] - hyper["wd_gated"]) * rise
+    wd = jnp.where(decayed, jnp.where(full_at > 0, ramped, hyper["wd"]), hyper["wd_gated"])
     updates, new_opt = fns.tx.update(grads, _with_hyperparams(opt, lr, wd), params)
     new_params = optax.apply_updates(params, updates)
     new_state = dict(state, params=_select(keep, new_params, params), opt=_select(keep, new_opt, opt),
@@ -332,6 +337,7 @@ def _hyper(group: Group, config: ml_collections.ConfigDict, mesh) -> dict:
         "wd_from": np.full((m,), t.weight_decay_from_step, np.int32),
         "wd_below_loss": np.full((m,), t.weight_decay_below_loss or np.inf, np.float32),  # 0: no gate
         "wd_gated": np.full((m,), t.weight_decay_while_gated, np.float32),
+        "wd_full_at_loss": np.full((m,), t.weight_decay_full_at_loss, np.float32),
     }
     return sharding.put_members(host, mesh)
 

@@ -29,6 +29,11 @@ BAD = [
      r"^train\.weight_decay_below_loss: -0\.1 is not allowed; must be a loss >= 0 \(0 = decay at any loss\)$"),
     ({"train__weight_decay_while_gated": -1.0},
      r"^train\.weight_decay_while_gated: -1\.0 is not allowed; must be a weight decay >= 0$"),
+    ({"train__weight_decay_full_at_loss": -1.0}, r"^train\.weight_decay_full_at_loss: -1\.0 is not allowed; must be a "
+                                                 r"loss >= 0 \(0 = the full decay as soon as the loss is below the gate\)$"),
+    ({"train__weight_decay_below_loss": 0.2, "train__weight_decay_full_at_loss": 0.3},
+     r"^train\.weight_decay_full_at_loss: 0\.3 is not allowed; must be 0 or below train\.weight_decay_below_loss "
+     r"\(0\.2\), where the decay starts to rise$"),
     ({"population__train_digits": [3]}, r'^population\.train_digits: is set, so task\.train_sampling must contain "\{n\}"'),
     ({"population__dropout": [0.1, 1.0]}, r"^population\.dropout: 1\.0 is not allowed; must be a dropout rate in \[0, 1\)$"),
     ({"population__dropout": [0.1, 0.1]}, r"^population\.dropout: \[0\.1, 0\.1\] repeats a value"),

@@ -193,6 +193,23 @@ def test_while_gated_a_member_gets_the_gated_decay_not_its_own():
     assert all(np.linalg.norm(g[0]) < 0.98 * np.linalg.norm(u[0]) for g, u in zip(gated, undecayed))
 
 
+def test_below_the_gate_the_decay_rises_as_the_loss_falls():
+    """train.weight_decay_full_at_loss: below the gate a member gets weight_decay_while_gated plus
+    the part of the way to its own decay that its loss has fallen from the gate towards this loss
+    (an untrained member's loss, ~ln(vocab), lies between the gate at 10 and the full decay's 1)."""
+    config = tiny_config(task__moduli=[7], population__weight_decays=[0.0, 10.0], log__tensorboard=False,
+                         train__weight_decay_below_loss=10.0, train__weight_decay_full_at_loss=1.0,
+                         train__weight_decay_while_gated=2.0)
+    run = train.build_runs(config, population.plan(config))[0]
+    state = run.program.init(run.group.column("seed", np.uint32))
+    state, metrics = run.program.chunk(state, run.hyper, run.member_data, None, np.arange(3, dtype=np.int32))
+    last_loss = np.asarray(jax.device_get(metrics["loss"]))[-1]
+    rise = (10.0 - last_loss) / (10.0 - 1.0)
+    assert np.all((rise > 0.5) & (rise < 1.0)), last_loss
+    used = np.asarray(jax.device_get(state["opt"][1].hyperparams["weight_decay"]))
+    np.testing.assert_allclose(used, 2.0 + (np.array([0.0, 10.0]) - 2.0) * rise, rtol=1e-5)
+
+
 @pytest.mark.parametrize("source", ["online", "finite"])
 def test_training_lengths_in_one_program_each_match_a_solo_run(tmp_path, source):
     both = tiny_config(task__moduli=[11], task__train_sampling="below:{n}", population__train_digits=[1, 2],
