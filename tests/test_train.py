@@ -160,14 +160,19 @@ def test_weight_decay_starts_at_its_step():
     assert all(np.linalg.norm(m[1]) < 0.98 * np.linalg.norm(m[0]) for m in matrices)
 
 
-def _matrices_after_3_steps(**overrides) -> list:
-    """The weight matrices (member axis first) of two members with weight decay 0 and 10 after
-    3 training steps under `overrides`."""
+def _after_3_steps(**overrides) -> tuple[dict, dict]:
+    """The state and per-step metrics of two members with weight decay 0 and 10 after 3 training
+    steps under `overrides`."""
     config = tiny_config(task__moduli=[7], population__weight_decays=[0.0, 10.0], log__tensorboard=False,
                          **overrides)
     run = train.build_runs(config, population.plan(config))[0]
     state = run.program.init(run.group.column("seed", np.uint32))
-    after, _ = run.program.chunk(state, run.hyper, run.member_data, None, np.arange(3, dtype=np.int32))
+    return run.program.chunk(state, run.hyper, run.member_data, None, np.arange(3, dtype=np.int32))
+
+
+def _matrices_after_3_steps(**overrides) -> list:
+    """The weight matrices (member axis first) of the two members of `_after_3_steps`."""
+    after, _ = _after_3_steps(**overrides)
     return [leaf for leaf in jax.tree.leaves(jax.device_get(after["params"])) if leaf.ndim == 3]
 
 
@@ -197,12 +202,8 @@ def test_below_the_gate_the_decay_rises_as_the_loss_falls():
     """train.weight_decay_full_at_loss: below the gate a member gets weight_decay_while_gated plus
     the part of the way to its own decay that its loss has fallen from the gate towards this loss
     (an untrained member's loss, ~ln(vocab), lies between the gate at 10 and the full decay's 1)."""
-    config = tiny_config(task__moduli=[7], population__weight_decays=[0.0, 10.0], log__tensorboard=False,
-                         train__weight_decay_below_loss=10.0, train__weight_decay_full_at_loss=1.0,
-                         train__weight_decay_while_gated=2.0)
-    run = train.build_runs(config, population.plan(config))[0]
-    state = run.program.init(run.group.column("seed", np.uint32))
-    state, metrics = run.program.chunk(state, run.hyper, run.member_data, None, np.arange(3, dtype=np.int32))
+    state, metrics = _after_3_steps(train__weight_decay_below_loss=10.0, train__weight_decay_full_at_loss=1.0,
+                                    train__weight_decay_while_gated=2.0)
     last_loss = np.asarray(jax.device_get(metrics["loss"]))[-1]
     rise = (10.0 - last_loss) / (10.0 - 1.0)
     assert np.all((rise > 0.5) & (rise < 1.0)), last_loss
