@@ -151,6 +151,14 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
         raise ConfigError("train.weight_decay_full_at_loss",
                           f"{full_at!r} is not allowed; must be 0 or below train.weight_decay_below_loss "
                           f"({t.weight_decay_below_loss!r}), where the decay starts to rise")
+    acc_gate = _float_in("train.weight_decay_above_accuracy", t.weight_decay_above_accuracy, 0.0, 1.0,
+                         "a share in [0, 1] (0 = decay at any accuracy)")
+    acc_full = _float_in("train.weight_decay_full_at_accuracy", t.weight_decay_full_at_accuracy, 0.0, 1.0,
+                         "a share in [0, 1] (0 = the full decay as soon as the accuracy reaches the gate)")
+    if acc_full > 0 and not acc_full > acc_gate:
+        raise ConfigError("train.weight_decay_full_at_accuracy",
+                          f"{acc_full!r} is not allowed; must be 0 or above train.weight_decay_above_accuracy "
+                          f"({acc_gate!r}), where the decay starts to rise")
     _float_in("train.final_lr_fraction", t.final_lr_fraction, 0.0, 1.0, "in [0, 1]")
     _float_in("train.b1", t.b1, 0.0, 0.999999, "in [0, 1)")
     _float_in("train.b2", t.b2, 0.0, 0.999999, "in [0, 1)")

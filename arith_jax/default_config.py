@@ -96,6 +96,9 @@ def base() -> ml_collections.ConfigDict:
     c.model.num_layers = 0
     c.model.num_heads = 0
     c.model.layer_heads = ()  # heads of each layer, e.g. (4, 3); empty = num_heads in every layer
+    # A learned attention sink per head: a head can weigh nothing instead of parking its weight
+    # on positions that never vary in training (arith_jax/model.py, ModelConfig).
+    c.model.attention_sink = False
     c.model.d_model = 0
     c.model.d_ff = 0
     c.model.dropout = 0.0
@@ -176,6 +179,13 @@ def base() -> ml_collections.ConfigDict:
     # this loss and below, so a member whose rarer cases the full decay would erode settles
     # where its decay is weaker; 0 = the member's own decay as soon as it is below the gate.
     c.train.weight_decay_full_at_loss = 0.0
+    # > 0: a member is decayed only at steps where at least this share of its training batch is
+    # answered exactly (teacher forced), the loss gate's test on a scale that does not depend on
+    # how many of the answer's tokens are easy; weight_decay_while_gated below it.
+    c.train.weight_decay_above_accuracy = 0.0
+    # > 0 (above that gate): the decay rises linearly from weight_decay_while_gated at the gate's
+    # accuracy to the member's own at this accuracy and above; 0 = the switch.
+    c.train.weight_decay_full_at_accuracy = 0.0
     c.train.grad_clip = 1.0
     # > 0: evaluate (and analyse) an exponential moving average of the parameters with this
     # decay instead of the last iterate; the average is part of the checkpoint. The ramp below

@@ -60,6 +60,12 @@ class ModelConfig:
     input_injection: bool = False
     # Attention heads of each layer, first to last, e.g. (4, 3); empty = num_heads in every layer.
     layer_heads: tuple = ()
+    # A learned attention sink per head (as in gpt-oss; "softmax off by one" with a learned
+    # offset): one more score, a scalar with no key and a zero value, so a head can put weight
+    # on nothing. Without it a head that has nothing to read parks its weight on positions whose
+    # content never varies in training, e.g. the zero padding of digits never seen, and longer
+    # operands then write into what it reads. The scalar is not weight-decayed.
+    attention_sink: bool = False
     # The positional encoding (model.pe) and its knobs: arith_jax/positional.py.
     positional: positional.PositionalConfig = positional.PositionalConfig()
 
@@ -119,6 +125,8 @@ class ModelConfig:
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ConfigError("model.compute_dtype", f"{self.compute_dtype!r} is not allowed; use one of "
                                                      f"{', '.join(COMPUTE_DTYPES)}")
+        if not isinstance(self.attention_sink, bool):
+            raise ConfigError("model.attention_sink", f"must be True or False, got {self.attention_sink!r}")
         self._validate_attention_impl()
         positional.validate(self.positional, self.d_model, self.heads(0), seq_len, task_format)
 
@@ -150,6 +158,10 @@ class ModelConfig:
             if positional.encoding_class(self.pe).biases_attention(self.positional):
                 raise ConfigError("model.attention_impl", f"cudnn is not offered with {self.pe!r}, which adds "
                                                           "an attention bias; use 'auto'")
+            if self.attention_sink:
+                raise ConfigError("model.attention_impl", "cudnn is not offered with model.attention_sink, "
+                                                          "whose extra score the fused kernel has no slot for; "
+                                                          "use 'auto'")
 
 
 def _check_number(field: str, value, low: float, high: float, meaning: str, low_open: bool = False) -> None:
@@ -175,6 +187,8 @@ class Attention(nnx.Module):
         self.implementation = ATTENTION_IMPLEMENTATIONS[cfg.attention_impl]
         self.qkv = nnx.Linear(cfg.d_model, 3 * cfg.d_model, dtype=dtype, rngs=rngs, **kernel_init(cfg))
         self.out = nnx.Linear(cfg.d_model, cfg.d_model, dtype=dtype, rngs=rngs, **kernel_init(cfg, True))
+        # Starts at 0: the sink weighs like one more key scoring 0.
+        self.sink = nnx.Param(jnp.zeros((num_heads,), jnp.float32)) if cfg.attention_sink else None
 
     def _projected(self, x_BxTxD, encoding, positions_T):
         batch, seq_len, d_model = x_BxTxD.shape
@@ -189,9 +203,13 @@ class Attention(nnx.Module):
         q_BxTxNxH, k_BxTxNxH, v_BxTxNxH = self._projected(x_BxTxD, encoding, positions_T)
         if kv_out is not None:  # prefill: the keys and values a KV-cached decoder starts from
             kv_out.append((k_BxTxNxH, v_BxTxNxH))
-        if weights_out is not None:  # a probe of the attention pattern: the same attention, spelled out
-            weights_BxNxTxT = causal_attention_weights(q_BxTxNxH, k_BxTxNxH, bias_BxNxTxT)
-            weights_out.append(weights_BxNxTxT)
+        sink_N = None if self.sink is None else self.sink[...]
+        if weights_out is not None or sink_N is not None:
+            # A probe of the attention pattern (the same attention, spelled out), or the sink's
+            # extra score, which dot_product_attention has no slot for.
+            weights_BxNxTxT = causal_attention_weights(q_BxTxNxH, k_BxTxNxH, bias_BxNxTxT, sink_N)
+            if weights_out is not None:
+                weights_out.append(weights_BxNxTxT)
             heads_BxTxNxH = jnp.einsum("bnts,bsnh->btnh", weights_BxNxTxT.astype(v_BxTxNxH.dtype), v_BxTxNxH)
         elif self.implementation == "cudnn":
             heads_BxTxNxH = causal_attention_padded(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, CUDNN_SEQ_MULTIPLE, "cudnn")
@@ -218,21 +236,33 @@ class Attention(nnx.Module):
             scores_BxNxT = scores_BxNxT + bias_BxNxT
         seen_BxT = jnp.arange(k_cache_BxTxNxH.shape[1])[None, :] <= position_B[:, None]
         scores_BxNxT = jnp.where(seen_BxT[:, None, :], scores_BxNxT, -jnp.inf)
-        weights_BxNxT = jax.nn.softmax(scores_BxNxT, axis=-1).astype(v_cache_BxTxNxH.dtype)
+        weights_BxNxT = _softmax_with_sink(scores_BxNxT, None if self.sink is None else self.sink[...])
+        weights_BxNxT = weights_BxNxT.astype(v_cache_BxTxNxH.dtype)
         heads_BxNxH = jnp.einsum("bnt,btnh->bnh", weights_BxNxT, v_cache_BxTxNxH)
         return self.out(heads_BxNxH.reshape(x_BxD.shape)), (k_cache_BxTxNxH, v_cache_BxTxNxH)
 
 
-def causal_attention_weights(q_BxTxNxH, k_BxTxNxH, bias_BxNxTxT=None):
+def causal_attention_weights(q_BxTxNxH, k_BxTxNxH, bias_BxNxTxT=None, sink_N=None):
     """softmax(q k / sqrt(H) + bias) under the causal mask, float32: what dot_product_attention
-    weighs the values with, for probes that read the pattern."""
+    weighs the values with, for probes that read the pattern. With a sink (one score per head)
+    the weights of each row sum to 1 minus the sink's share."""
     scores_BxNxTxT = jnp.einsum("btnh,bsnh->bnts", q_BxTxNxH, k_BxTxNxH).astype(jnp.float32)
     scores_BxNxTxT = scores_BxNxTxT / jnp.sqrt(jnp.float32(q_BxTxNxH.shape[-1]))
     if bias_BxNxTxT is not None:
         scores_BxNxTxT = scores_BxNxTxT + bias_BxNxTxT
     seq_len = q_BxTxNxH.shape[1]
     causal_TxT = jnp.tril(jnp.ones((seq_len, seq_len), bool))
-    return jax.nn.softmax(jnp.where(causal_TxT, scores_BxNxTxT, -jnp.inf), axis=-1)
+    return _softmax_with_sink(jnp.where(causal_TxT, scores_BxNxTxT, -jnp.inf), sink_N)
+
+
+def _softmax_with_sink(scores_BxNx___xT, sink_N=None):
+    """Softmax over the last axis (heads on axis 1), with each head's sink score as one more
+    entry whose weight is dropped (its value is zero)."""
+    if sink_N is None:
+        return jax.nn.softmax(scores_BxNx___xT, axis=-1)
+    sink = jnp.broadcast_to(sink_N.reshape((1, -1) + (1,) * (scores_BxNx___xT.ndim - 2)),
+                            scores_BxNx___xT.shape[:-1] + (1,))
+    return jax.nn.softmax(jnp.concatenate([scores_BxNx___xT, sink], axis=-1), axis=-1)[..., :-1]
 
 
 # cuDNN's fused kernel rejects odd sequence lengths in training ("Unsupported sequence length Q 51,

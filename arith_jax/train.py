@@ -170,10 +170,13 @@ def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[di
     def loss_fn(p):
         logits = model_lib.apply(fns.graphdef, p, inputs_BxT, key=jax.random.fold_in(state["dropout_key"], step))
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets_BxT)
-        return jnp.sum(ce * mask_BxT) / jnp.maximum(jnp.sum(mask_BxT), 1.0)
+        # The share of the batch whose every answer token is the argmax (teacher forced): the
+        # accuracy gate's measure of how much of the task the member already has.
+        right_B = jnp.all((jnp.argmax(logits, axis=-1) == targets_BxT) | (mask_BxT == 0), axis=1)
+        return jnp.sum(ce * mask_BxT) / jnp.maximum(jnp.sum(mask_BxT), 1.0), jnp.mean(right_B)
 
     params, opt, frozen = state["params"], state["opt"], state["frozen"]
-    loss, grads = jax.value_and_grad(loss_fn)(params)
+    (loss, batch_acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     grad_norm = optax.tree.norm(grads)
     # Finite when the loss and the gradient's norm are (one scalar each; the clip computes the
     # same norm): with a finite gradient AdamW's update is finite. Known before the update, it
@@ -184,18 +187,25 @@ def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[di
     # train.weight_decay_from_step and train.weight_decay_below_loss: a member still on a loss
     # plateau gets only train.weight_decay_while_gated, whatever the step; the gate reads this
     # step's own loss.
-    decayed = (step >= hyper["wd_from"]) & (loss < hyper["wd_below_loss"])
-    # train.weight_decay_full_at_loss: below the gate the decay rises linearly to the member's
-    # own as the loss falls to this; 0 keeps the switch (and the member's decay bit for bit).
+    # train.weight_decay_above_accuracy: the same for the share of this step's batch answered
+    # exactly, a measure of progress on one scale whatever the modulus.
+    decayed = ((step >= hyper["wd_from"]) & (loss < hyper["wd_below_loss"])
+               & (batch_acc >= hyper["wd_above_acc"]))
+    # train.weight_decay_full_at_loss / _full_at_accuracy: past its gate the decay rises linearly
+    # to the member's own as the loss falls (the accuracy rises) to this; 0 keeps the switch (and
+    # the member's decay bit for bit).
     gate, full_at = hyper["wd_below_loss"], hyper["wd_full_at_loss"]
-    rise = jnp.clip((gate - loss) / (gate - full_at), 0.0, 1.0)
-    ramped = hyper["wd_gated"] + (hyper["wd"] - hyper["wd_gated"]) * rise
-    wd = jnp.where(decayed, jnp.where(full_at > 0, ramped, hyper["wd"]), hyper["wd_gated"])
+    loss_rise = jnp.where(full_at > 0, jnp.clip((gate - loss) / (gate - full_at), 0.0, 1.0), 1.0)
+    acc_gate, acc_full = hyper["wd_above_acc"], hyper["wd_full_at_acc"]
+    acc_rise = jnp.where(acc_full > 0, jnp.clip((batch_acc - acc_gate) / (acc_full - acc_gate), 0.0, 1.0), 1.0)
+    ramps = (full_at > 0) | (acc_full > 0)
+    ramped = hyper["wd_gated"] + (hyper["wd"] - hyper["wd_gated"]) * jnp.minimum(loss_rise, acc_rise)
+    wd = jnp.where(decayed, jnp.where(ramps, ramped, hyper["wd"]), hyper["wd_gated"])
     updates, new_opt = fns.tx.update(grads, _with_hyperparams(opt, lr, wd), params)
     new_params = optax.apply_updates(params, updates)
     new_state = dict(state, params=_select(keep, new_params, params), opt=_select(keep, new_opt, opt),
                      frozen=~keep)
-    return new_state, {"loss": loss, "grad_norm": grad_norm, "lr": lr}
+    return new_state, {"loss": loss, "batch_acc": batch_acc, "grad_norm": grad_norm, "lr": lr}
 
 
 # ---------------------------------------------------------------------------------------
@@ -338,6 +348,8 @@ def _hyper(group: Group, config: ml_collections.ConfigDict, mesh) -> dict:
         "wd_below_loss": np.full((m,), t.weight_decay_below_loss or np.inf, np.float32),  # 0: no gate
         "wd_gated": np.full((m,), t.weight_decay_while_gated, np.float32),
         "wd_full_at_loss": np.full((m,), t.weight_decay_full_at_loss, np.float32),
+        "wd_above_acc": np.full((m,), t.weight_decay_above_accuracy, np.float32),  # 0: no gate
+        "wd_full_at_acc": np.full((m,), t.weight_decay_full_at_accuracy, np.float32),
     }
     return sharding.put_members(host, mesh)
 
@@ -586,7 +598,7 @@ class TrainingReporter:
             for j in range(k):
                 s = end_step - k + j + 1
                 if s % self.log_every == 0 or s == end_step:
-                    values = {f"train/{key}": column(key, j) for key in ("loss", "lr", "grad_norm")}
+                    values = {f"train/{key}": column(key, j) for key in ("loss", "batch_acc", "lr", "grad_norm")}
                     self.tb.scalars(s, dict(values, **{"train/frozen": column("frozen", j).astype(np.float32)}))
             self.tb.scalars(end_step, {"train/steps_per_sec": np.full((len(self.names),), steps_per_sec)})
             self.tb.flush()

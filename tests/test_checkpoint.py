@@ -85,7 +85,7 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(source, tmp_path, monke
     full_results = writers.read_results(str(tmp_path / "full"))
     assert writers.read_results(str(tmp_path / "resumed")) == full_results
     assert {r["step"] for r in full_results} == {10, 20, 30}
-    for tag in ("train/loss", "train/grad_norm", "train/lr", "eval/acc/len_3"):
+    for tag in ("train/loss", "train/batch_acc", "train/grad_norm", "train/lr", "eval/acc/len_3"):
         assert _tb_scalars(str(tmp_path / "resumed"), tag) == _tb_scalars(str(tmp_path / "full"), tag), tag
 
 

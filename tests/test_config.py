@@ -34,6 +34,11 @@ BAD = [
     ({"train__weight_decay_below_loss": 0.2, "train__weight_decay_full_at_loss": 0.3},
      r"^train\.weight_decay_full_at_loss: 0\.3 is not allowed; must be 0 or below train\.weight_decay_below_loss "
      r"\(0\.2\), where the decay starts to rise$"),
+    ({"train__weight_decay_above_accuracy": 1.5}, r"^train\.weight_decay_above_accuracy: 1\.5 is not allowed; must be "
+                                                  r"a share in \[0, 1\] \(0 = decay at any accuracy\)$"),
+    ({"train__weight_decay_above_accuracy": 0.6, "train__weight_decay_full_at_accuracy": 0.5},
+     r"^train\.weight_decay_full_at_accuracy: 0\.5 is not allowed; must be 0 or above "
+     r"train\.weight_decay_above_accuracy \(0\.6\), where the decay starts to rise$"),
     ({"population__train_digits": [3]}, r'^population\.train_digits: is set, so task\.train_sampling must contain "\{n\}"'),
     ({"population__dropout": [0.1, 1.0]}, r"^population\.dropout: 1\.0 is not allowed; must be a dropout rate in \[0, 1\)$"),
     ({"population__dropout": [0.1, 0.1]}, r"^population\.dropout: \[0\.1, 0\.1\] repeats a value"),

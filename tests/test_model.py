@@ -584,7 +584,8 @@ def test_loops_share_weights_and_count_their_flops_per_pass():
 @pytest.mark.parametrize("pe, overrides", [(pe, {}) for pe in ENCODINGS] + [
     ("coupled", dict(coupling_window=1)), ("coupled_rope", dict(coupling_window=2)),
     ("rope", dict(randomized_positions=True)), ("learned", dict(recurrences=2, input_injection=True)),
-    ("learned", dict(tied_embeddings=True))])
+    ("learned", dict(tied_embeddings=True)), ("learned", dict(attention_sink=True)),
+    ("alibi", dict(attention_sink=True))])
 def test_cached_decoding_writes_what_full_recomputation_writes(pe, overrides):
     from arith_jax import evaluate
     cfg = tiny(pe, **overrides)
@@ -631,6 +632,39 @@ def test_attention_weights_are_the_pattern_the_model_computes_with(pe, overrides
         np.testing.assert_allclose(weights_BxNxTxT.sum(-1), 1.0, rtol=1e-5)
         assert not np.any(np.triu(np.asarray(weights_BxNxTxT), k=1))
         assert np.all(np.asarray(weights_BxNxTxT)[..., 1:, 0] < 1)  # not a trivial pattern
+
+
+def _with_sinks(params, value: float):
+    """params with every attention sink score set to `value`."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: jnp.full_like(x, value) if "sink" in jax.tree_util.keystr(path) else x, params)
+
+
+def test_an_attention_sink_takes_weight_from_every_key_and_gives_back_nothing():
+    """model.attention_sink: one more score per head with a zero value. Probed weights then sum
+    to 1 minus the sink's share, and weighing the values with them still gives the model's own
+    logits; a sink scoring -inf is the plain attention, one scoring above every key takes all."""
+    cfg = tiny("learned", attention_sink=True)
+    graphdef, params = model.init(cfg, VOCAB, jax.random.key(5))
+    plain_graphdef, plain_params = model.init(tiny("learned"), VOCAB, jax.random.key(5))
+    tokens_BxT = jax.random.randint(jax.random.key(6), (3, 11), 0, VOCAB)
+    sinks = [x for path, x in jax.tree_util.tree_leaves_with_path(params) if "sink" in jax.tree_util.keystr(path)]
+    assert [x.shape for x in sinks] == [(cfg.num_heads,)] * cfg.num_layers
+    logits_BxTxV, weights = model.attention_weights(graphdef, params, tokens_BxT)
+    np.testing.assert_allclose(logits_BxTxV, model.apply(graphdef, params, tokens_BxT), rtol=1e-5, atol=1e-5)
+    total_BxNxT = np.asarray(weights[0]).sum(-1)
+    assert np.all(total_BxNxT < 1.0) and np.all(total_BxNxT > 0.0)
+    np.testing.assert_allclose(model.apply(graphdef, _with_sinks(params, -jnp.inf), tokens_BxT),
+                               model.apply(plain_graphdef, plain_params, tokens_BxT), rtol=1e-5, atol=1e-5)
+    _, swamped = model.attention_weights(graphdef, _with_sinks(params, 1e4), tokens_BxT)
+    assert all(float(np.abs(np.asarray(w)).max()) < 1e-6 for w in swamped)
+
+
+def test_an_attention_sink_needs_a_bool_and_no_cudnn():
+    with pytest.raises(ConfigError, match=r"^model\.attention_sink: must be True or False, got 1$"):
+        tiny("learned", attention_sink=1).validate(VOCAB, 11)
+    with pytest.raises(ConfigError, match=r"^model\.attention_impl: cudnn is not offered with model\.attention_sink"):
+        tiny("learned", attention_sink=True, attention_impl="cudnn", compute_dtype="bfloat16").validate(VOCAB, 11)
 
 
 @pytest.mark.parametrize("pe", ["learned", "rope"])

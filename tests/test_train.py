@@ -211,6 +211,29 @@ def test_below_the_gate_the_decay_rises_as_the_loss_falls():
     np.testing.assert_allclose(used, 2.0 + (np.array([0.0, 10.0]) - 2.0) * rise, rtol=1e-5)
 
 
+def test_the_accuracy_gate_holds_the_decay_until_the_batch_is_answered():
+    """train.weight_decay_above_accuracy: an untrained member answers none of its batch exactly
+    (batch_acc 0), so behind any gate above 0 members that differ only in decay train alike."""
+    state, metrics = _after_3_steps(train__weight_decay_above_accuracy=0.01)
+    np.testing.assert_array_equal(np.asarray(jax.device_get(metrics["batch_acc"])), 0.0)
+    for m in (leaf for leaf in jax.tree.leaves(jax.device_get(state["params"])) if leaf.ndim == 3):
+        np.testing.assert_array_equal(m[0], m[1])
+
+
+def test_the_decay_rises_with_the_batch_accuracy_and_the_falling_loss_together():
+    """train.weight_decay_full_at_accuracy: past the accuracy gate the decay rises towards the
+    member's own as the batch accuracy does, and with the loss ramp too it takes the smaller of
+    the two rises. At accuracy 0 with the gate at 0 the rise is 0: both members get the gated
+    decay, whatever the loss ramp says."""
+    state, metrics = _after_3_steps(train__weight_decay_full_at_accuracy=0.5, train__weight_decay_while_gated=2.0,
+                                    train__weight_decay_below_loss=10.0, train__weight_decay_full_at_loss=1.0)
+    assert float(np.asarray(jax.device_get(metrics["batch_acc"]))[-1].max()) == 0.0
+    np.testing.assert_array_equal(np.asarray(jax.device_get(state["opt"][1].hyperparams["weight_decay"])), 2.0)
+    full, _ = _after_3_steps(train__weight_decay_full_at_accuracy=1.0, train__weight_decay_above_accuracy=0.0,
+                             train__weight_decay_while_gated=2.0)
+    np.testing.assert_array_equal(np.asarray(jax.device_get(full["opt"][1].hyperparams["weight_decay"])), 2.0)
+
+
 @pytest.mark.parametrize("source", ["online", "finite"])
 def test_training_lengths_in_one_program_each_match_a_solo_run(tmp_path, source):
     both = tiny_config(task__moduli=[11], task__train_sampling="below:{n}", population__train_digits=[1, 2],
