@@ -15,9 +15,10 @@ a hard decay (1.0) once its own training loss is below 0.2, with b2 0.95; a lear
 that decays to 0.3 of its peak instead of 0.1; evaluation of the parameters' moving average
 (decay 0.999) instead of the last step's; one evaluation and one checkpoint, at the end. The
 sweeps behind it, and how far it is from the targets of a robust demo, are in
-docs/recipe_search.md (sections 10-19 and 25-26; 20-24 and 27-28 measured four heads, per-layer
-heads, batch 16, randomised positions, twice the steps, a stronger decay once learned and a
-decay that rises as the loss falls, none adopted).
+docs/recipe_search.md (sections 10-19 and 25-26; 20-24 and 27-30 measured four heads, per-layer
+heads, batch 16, randomised positions, twice the steps, a stronger decay once learned, a
+decay that rises as the loss falls, a decay gated on the batch's accuracy and an attention
+sink, none adopted).
 """
 
 import ml_collections
