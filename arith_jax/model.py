@@ -190,6 +190,10 @@ class Attention(nnx.Module):
         # Starts at 0: the sink weighs like one more key scoring 0.
         self.sink = nnx.Param(jnp.zeros((num_heads,), jnp.float32)) if cfg.attention_sink else None
 
+    def _sink_scores(self):
+        """The heads' sink scores (N), or None without a sink."""
+        return None if self.sink is None else self.sink[...]
+
     def _projected(self, x_BxTxD, encoding, positions_T):
         batch, seq_len, d_model = x_BxTxD.shape
         qkv_BxTx3xNxH = self.qkv(x_BxTxD).reshape(batch, seq_len, 3, self.num_heads, d_model // self.num_heads)
@@ -203,7 +207,7 @@ class Attention(nnx.Module):
         q_BxTxNxH, k_BxTxNxH, v_BxTxNxH = self._projected(x_BxTxD, encoding, positions_T)
         if kv_out is not None:  # prefill: the keys and values a KV-cached decoder starts from
             kv_out.append((k_BxTxNxH, v_BxTxNxH))
-        sink_N = None if self.sink is None else self.sink[...]
+        sink_N = self._sink_scores()
         if weights_out is not None or sink_N is not None:
             # A probe of the attention pattern (the same attention, spelled out), or the sink's
             # extra score, which dot_product_attention has no slot for.
@@ -236,7 +240,7 @@ class Attention(nnx.Module):
             scores_BxNxT = scores_BxNxT + bias_BxNxT
         seen_BxT = jnp.arange(k_cache_BxTxNxH.shape[1])[None, :] <= position_B[:, None]
         scores_BxNxT = jnp.where(seen_BxT[:, None, :], scores_BxNxT, -jnp.inf)
-        weights_BxNxT = _softmax_with_sink(scores_BxNxT, None if self.sink is None else self.sink[...])
+        weights_BxNxT = _softmax_with_sink(scores_BxNxT, self._sink_scores())
         weights_BxNxT = weights_BxNxT.astype(v_cache_BxTxNxH.dtype)
         heads_BxNxH = jnp.einsum("bnt,btnh->bnh", weights_BxNxT, v_cache_BxTxNxH)
         return self.out(heads_BxNxH.reshape(x_BxD.shape)), (k_cache_BxTxNxH, v_cache_BxTxNxH)

@@ -150,6 +150,11 @@ class StepFunctions:
     train_seq_len: int | None = None
 
 
+def _ramp(value, start, full):
+    """How far `value` has moved from `start` towards `full`, in [0, 1]; 1 when `full` is 0 (no ramp)."""
+    return jnp.where(full > 0, jnp.clip((value - start) / (full - start), 0.0, 1.0), 1.0)
+
+
 def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[dict, dict]:
     """One AdamW step of one member on a batch it generates itself.
 
@@ -194,12 +199,11 @@ def member_step(fns: StepFunctions, state: dict, inputs: dict, step) -> tuple[di
     # train.weight_decay_full_at_loss / _full_at_accuracy: past its gate the decay rises linearly
     # to the member's own as the loss falls (the accuracy rises) to this; 0 keeps the switch (and
     # the member's decay bit for bit).
-    gate, full_at = hyper["wd_below_loss"], hyper["wd_full_at_loss"]
-    loss_rise = jnp.where(full_at > 0, jnp.clip((gate - loss) / (gate - full_at), 0.0, 1.0), 1.0)
-    acc_gate, acc_full = hyper["wd_above_acc"], hyper["wd_full_at_acc"]
-    acc_rise = jnp.where(acc_full > 0, jnp.clip((batch_acc - acc_gate) / (acc_full - acc_gate), 0.0, 1.0), 1.0)
-    ramps = (full_at > 0) | (acc_full > 0)
-    ramped = hyper["wd_gated"] + (hyper["wd"] - hyper["wd_gated"]) * jnp.minimum(loss_rise, acc_rise)
+    loss_full, acc_full = hyper["wd_full_at_loss"], hyper["wd_full_at_acc"]
+    rise = jnp.minimum(_ramp(loss, hyper["wd_below_loss"], loss_full),
+                       _ramp(batch_acc, hyper["wd_above_acc"], acc_full))
+    ramps = (loss_full > 0) | (acc_full > 0)
+    ramped = hyper["wd_gated"] + (hyper["wd"] - hyper["wd_gated"]) * rise
     wd = jnp.where(decayed, jnp.where(ramps, ramped, hyper["wd"]), hyper["wd_gated"])
     updates, new_opt = fns.tx.update(grads, _with_hyperparams(opt, lr, wd), params)
     new_params = optax.apply_updates(params, updates)

@@ -170,10 +170,14 @@ def _after_3_steps(**overrides) -> tuple[dict, dict]:
     return run.program.chunk(state, run.hyper, run.member_data, None, np.arange(3, dtype=np.int32))
 
 
+def _matrices(state: dict) -> list:
+    """The weight matrices (member axis first) of a population's state."""
+    return [leaf for leaf in jax.tree.leaves(jax.device_get(state["params"])) if leaf.ndim == 3]
+
+
 def _matrices_after_3_steps(**overrides) -> list:
-    """The weight matrices (member axis first) of the two members of `_after_3_steps`."""
-    after, _ = _after_3_steps(**overrides)
-    return [leaf for leaf in jax.tree.leaves(jax.device_get(after["params"])) if leaf.ndim == 3]
+    """The weight matrices of the two members of `_after_3_steps`."""
+    return _matrices(_after_3_steps(**overrides)[0])
 
 
 def test_weight_decay_waits_for_the_loss_to_fall_below_its_gate():
@@ -216,7 +220,7 @@ def test_the_accuracy_gate_holds_the_decay_until_the_batch_is_answered():
     (batch_acc 0), so behind any gate above 0 members that differ only in decay train alike."""
     state, metrics = _after_3_steps(train__weight_decay_above_accuracy=0.01)
     np.testing.assert_array_equal(np.asarray(jax.device_get(metrics["batch_acc"])), 0.0)
-    for m in (leaf for leaf in jax.tree.leaves(jax.device_get(state["params"])) if leaf.ndim == 3):
+    for m in _matrices(state):
         np.testing.assert_array_equal(m[0], m[1])
 
 
