@@ -18,6 +18,11 @@ make that visible for one trained member:
   task on the operands truncated to n_train digits). Equivalence on long operands averages
   over every unseen place at once; this splits it, so a member that ignores every place but
   one shows it as one low entry.
+- unseen_digits.json: which digit values at an unseen place the model fails to ignore. The
+  first unseen place of a (10^n_train) holds each digit 1..9 in turn over in-distribution
+  operands, scored by equivalence accuracy and (padded operands) by the attention weight each
+  head puts on that place. A head that reads that place by its content (say, only digits
+  that are 2 or 3 mod 5) shows as a pattern over the digits that position alone cannot make.
 - attention.json (layouts with padded operands): where the answer looks. Over in-distribution
   operands, the attention weight that the positions predicting an answer token put on each
   operand place, per block pass and head, and its share on the trained places (below
@@ -48,12 +53,14 @@ MAX_PANEL_COLUMNS = 5
 UNSEEN_PLACE_EXAMPLES = 512
 UNSEEN_PLACE_OPERANDS = ("a", "b", "both")
 ATTENTION_EXAMPLES = 256
+UNSEEN_DIGITS = tuple(range(1, tasks.NUM_DIGITS))
 
 
 def analyze(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus: int, out_dir: str, seed: int = 0,
             title: str = "") -> list[str]:
-    """Writes answer_positions.png, pca_final_token.png, unseen_places.json and (padded
-    operands only) attention.json for one member; returns their paths.
+    """Writes answer_positions.png, pca_final_token.png, unseen_places.json,
+    unseen_digits.json and (padded operands only) attention.json for one member; returns
+    their paths.
 
     modulus is the member's (ignored by add and mul); seed picks the operands shown.
     """
@@ -102,32 +109,53 @@ def analyze(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus: int, 
     record = {"member": title, "n_train": n_train, "examples": UNSEEN_PLACE_EXAMPLES, "places": places,
               "equiv_acc": scores}
     _write_json(places_path, record)
-    if not spec.format.pad_operands:  # unpadded, an unseen place holds no token to attend to
-        return [answer_path, pca_path, places_path]
 
-    attention_path = workdir_lib.join(out_dir, "attention.json")
-    a_NxW, b_NxW = (_below(rng, n_train, spec.width, ATTENTION_EXAMPLES) for _ in range(2))
-    record = {"member": title, **attention_on_places(graphdef, params, spec, n_train, modulus, a_NxW, b_NxW)}
-    _write_json(attention_path, record)
-    return [answer_path, pca_path, places_path, attention_path]
+    paths = [answer_path, pca_path, places_path]
+    if spec.format.pad_operands:  # unpadded, an unseen place holds no token to attend to
+        attention_path = workdir_lib.join(out_dir, "attention.json")
+        a_NxW, b_NxW = (_below(rng, n_train, spec.width, ATTENTION_EXAMPLES) for _ in range(2))
+        record = {"member": title, **attention_on_places(graphdef, params, spec, n_train, modulus, a_NxW, b_NxW)}
+        _write_json(attention_path, record)
+        paths.append(attention_path)
+
+    # Drawn after the records above, so that they are the same operands as without this one.
+    digits_path = workdir_lib.join(out_dir, "unseen_digits.json")
+    a_DxNxW, b_DxNxW = one_unseen_place_by_digit(rng, n_train, spec.width, UNSEEN_PLACE_EXAMPLES)
+    record = {"member": title, "n_train": n_train, "place": n_train, "operand": "a",
+              "examples": UNSEEN_PLACE_EXAMPLES, "digits": list(UNSEEN_DIGITS),
+              "equiv_acc": [float(equivalence(params, a_NxW, b_NxW)) for a_NxW, b_NxW in zip(a_DxNxW, b_DxNxW)]}
+    if spec.format.pad_operands:
+        record["attention"] = attention_on_place_by_digit(graphdef, params, spec, modulus, n_train,
+                                                          a_DxNxW[:, :ATTENTION_EXAMPLES],
+                                                          b_DxNxW[:, :ATTENTION_EXAMPLES])
+    _write_json(digits_path, record)
+    return paths + [digits_path]
 
 
-def attention_on_places(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus, a_NxW, b_NxW) -> dict:
-    """Mean attention weight from the positions that predict an answer token onto each operand
-    place, per block pass and head, for the operands given (padded layouts)."""
-    a_positions_S, b_positions_S = spec.operand_positions()
+def _answer_attention(graphdef, params, spec: tasks.TaskSpec, modulus, a_NxW, b_NxW):
+    """Per block pass, N x H x T: each example's attention weight onto each key, summed over
+    the positions that predict an answer token; and N: how many such positions each has."""
     batch = tasks.batch_for_operands(spec, a_NxW, b_NxW, modulus)
     weights = jax.jit(lambda params, tokens: model.attention_weights(graphdef, params, tokens)[1])(params,
                                                                                                  batch.tokens)
     # Position t predicts token t + 1: the queries are the positions before an answer token.
     queries_NxT = np.zeros(batch.answer_mask.shape)
     queries_NxT[:, :-1] = np.asarray(batch.answer_mask)[:, 1:]
+    return ([np.einsum("nhqk,nq->nhk", np.asarray(weights_NxHxTxT), queries_NxT) for weights_NxHxTxT in weights],
+            queries_NxT.sum(axis=1))
+
+
+def attention_on_places(graphdef, params, spec: tasks.TaskSpec, n_train: int, modulus, a_NxW, b_NxW) -> dict:
+    """Mean attention weight from the positions that predict an answer token onto each operand
+    place, per block pass and head, for the operands given (padded layouts)."""
+    a_positions_S, b_positions_S = spec.operand_positions()
+    per_pass_NxHxT, queries_N = _answer_attention(graphdef, params, spec, modulus, a_NxW, b_NxW)
     place_S = np.arange(spec.operand_slots)
     unseen_S = (place_S >= n_train) & (place_S < spec.width)
     passes = []
-    for weights_NxHxTxT in weights:
+    for per_key_NxHxT in per_pass_NxHxT:
         # Mean over examples and queries of each key's weight: H x T.
-        per_key_HxT = np.einsum("nhqk,nq->hk", np.asarray(weights_NxHxTxT), queries_NxT) / queries_NxT.sum()
+        per_key_HxT = per_key_NxHxT.sum(axis=0) / queries_N.sum()
         heads = []
         for per_key_T in per_key_HxT:
             a_S, b_S = per_key_T[a_positions_S], per_key_T[b_positions_S]
@@ -140,6 +168,20 @@ def attention_on_places(graphdef, params, spec: tasks.TaskSpec, n_train: int, mo
     return {"n_train": n_train, "examples": int(a_NxW.shape[0]),
             "unseen_places": [int(k) for k in np.flatnonzero(unseen_S)],
             "unseen_mean": float(np.mean(unseen)), "passes": passes}
+
+
+def attention_on_place_by_digit(graphdef, params, spec: tasks.TaskSpec, modulus, place: int, a_DxNxW,
+                                b_DxNxW) -> list:
+    """Per block pass, per head, per digit group d: the mean attention weight from the positions
+    that predict an answer token onto a's place `place`, over the d-th group's operands."""
+    digits, n = a_DxNxW.shape[:2]
+    per_pass_NxHxT, queries_N = _answer_attention(graphdef, params, spec, modulus, a_DxNxW.reshape(digits * n, -1),
+                                                  b_DxNxW.reshape(digits * n, -1))
+    key = spec.operand_positions()[0][place]
+    queries_D = queries_N.reshape(digits, n).sum(axis=1)
+    return [[[round(float(x), 5) for x in per_key_NxHxT[:, head, key].reshape(digits, n).sum(axis=1) / queries_D]
+             for head in range(per_key_NxHxT.shape[1])]
+            for per_key_NxHxT in per_pass_NxHxT]
 
 
 def _write_json(path: str, record: dict) -> None:
@@ -155,6 +197,16 @@ def one_unseen_place(rng: np.random.Generator, n_train: int, width: int, place: 
         if operand in (name, "both"):
             digits_NxW[:, place] = rng.integers(1, tasks.NUM_DIGITS, size=n)
     return a_NxW, b_NxW
+
+
+def one_unseen_place_by_digit(rng: np.random.Generator, n_train: int, width: int,
+                              n: int) -> tuple[np.ndarray, np.ndarray]:
+    """D x n pairs (a, b) of little-endian digits, D = len(UNSEEN_DIGITS): uniform below
+    10^n_train, and a's digit at 10^n_train set to the d-th of UNSEEN_DIGITS in group d."""
+    a_DxNxW = np.stack([_below(rng, n_train, width, n) for _ in UNSEEN_DIGITS])
+    b_DxNxW = np.stack([_below(rng, n_train, width, n) for _ in UNSEEN_DIGITS])
+    a_DxNxW[:, :, n_train] = np.array(UNSEEN_DIGITS)[:, None]
+    return a_DxNxW, b_DxNxW
 
 
 def _below(rng: np.random.Generator, n_digits: int, width: int, n: int) -> np.ndarray:

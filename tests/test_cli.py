@@ -62,7 +62,7 @@ def test_analyze_writes_both_plots_the_unseen_places_and_the_attention_for_each_
         for plot in ("answer_positions.png", "pca_final_token.png"):
             with open(os.path.join(workdir, "report", "analysis", member, plot), "rb") as f:
                 assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-        for record in ("unseen_places.json", "attention.json"):
+        for record in ("unseen_places.json", "attention.json", "unseen_digits.json"):
             with open(os.path.join(workdir, "report", "analysis", member, record)) as f:
                 assert json.load(f)["member"] == member
 

@@ -303,7 +303,7 @@ def test_analyze_writes_two_png_plots_the_unseen_places_and_the_attention(traine
     graphdef, _, late = trained_add
     paths = analyze.analyze(graphdef, late, ADD3, 2, 0, str(tmp_path), title="add,seed=0")
     assert [p.rsplit("/", 1)[-1] for p in paths] == ["answer_positions.png", "pca_final_token.png",
-                                                     "unseen_places.json", "attention.json"]
+                                                     "unseen_places.json", "attention.json", "unseen_digits.json"]
     with open(paths[3]) as f:
         attention = json.load(f)
     assert attention["member"] == "add,seed=0" and attention["unseen_places"] == [2]
@@ -331,8 +331,27 @@ def test_analyze_writes_two_png_plots_the_unseen_places_and_the_attention(traine
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
         height, width, channels = mpimg.imread(path).shape
         assert height > 200 and width > 200 and channels in (3, 4)
+    with open(paths[4]) as f:
+        digits = json.load(f)
+    assert digits["member"] == "add,seed=0" and digits["place"] == 2 and digits["digits"] == list(range(1, 10))
+    assert len(digits["equiv_acc"]) == 9 and all(0.0 <= x <= 1.0 for x in digits["equiv_acc"])
+    assert len(digits["attention"]) == TINY_MODEL["num_layers"]
+    for block_pass in digits["attention"]:
+        assert len(block_pass) == TINY_MODEL["num_heads"]
+        assert all(len(per_digit) == 9 and 0.0 <= min(per_digit) and max(per_digit) <= 1.0 for per_digit in block_pass)
     with pytest.raises(ConfigError, match=r"^task\.width: 3 is too small for analyze"):
         analyze.analyze(graphdef, late, ADD3, 3, 0, str(tmp_path))
+
+
+def test_attention_by_digit_is_the_attention_on_that_place_over_each_digits_operands(trained_add):
+    graphdef, _, late = trained_add
+    a_DxNxW, b_DxNxW = analyze.one_unseen_place_by_digit(np.random.default_rng(3), 2, 3, 16)
+    by_digit = analyze.attention_on_place_by_digit(graphdef, late, ADD3, 0, 2, a_DxNxW, b_DxNxW)
+    for d in (0, 4, 8):  # groups of digits 1, 5 and 9, each on its own
+        alone = analyze.attention_on_places(graphdef, late, ADD3, 2, 0, a_DxNxW[d], b_DxNxW[d])
+        for block_pass, heads in zip(alone["passes"], by_digit):
+            for head, per_digit in zip(block_pass["heads"], heads):
+                assert per_digit[d] == pytest.approx(head["a_places"][2], abs=2e-5)
 
 
 def test_analyze_writes_no_attention_record_for_unpadded_operands(trained_add, tmp_path):
@@ -341,8 +360,10 @@ def test_analyze_writes_no_attention_record_for_unpadded_operands(trained_add, t
     unpadded = spec_for("add", 3, "reverse_result,eos")
     paths = analyze.analyze(graphdef, late, unpadded, 2, 0, str(tmp_path))
     assert [p.rsplit("/", 1)[-1] for p in paths] == ["answer_positions.png", "pca_final_token.png",
-                                                     "unseen_places.json"]
+                                                     "unseen_places.json", "unseen_digits.json"]
     assert not os.path.exists(tmp_path / "attention.json")
+    with open(paths[3]) as f:
+        assert "attention" not in json.load(f)
 
 
 @settings(max_examples=30, deadline=None)
@@ -361,6 +382,17 @@ def test_one_unseen_place_varies_only_that_place_of_the_named_operand(n_train, e
                        for h in highs)
         else:
             assert highs == [0] * len(values)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n_train=st.integers(1, 4), extra=st.integers(1, 4), seed=st.integers(0, 2**31 - 1))
+def test_one_unseen_place_by_digit_puts_digit_d_of_group_d_at_the_first_unseen_place_of_a(n_train, extra, seed):
+    a_DxNxW, b_DxNxW = analyze.one_unseen_place_by_digit(np.random.default_rng(seed), n_train, n_train + extra, 32)
+    assert a_DxNxW.shape == b_DxNxW.shape == (9, 32, n_train + extra)
+    for d, (a_NxW, b_NxW) in enumerate(zip(a_DxNxW, b_DxNxW), start=1):
+        a_values = [tasks.digits_to_int(row) for row in a_NxW]
+        assert all(v // 10**n_train == d for v in a_values)  # d at 10^n_train, nothing above
+        assert all(0 <= tasks.digits_to_int(row) < 10**n_train for row in b_NxW)
 
 
 def test_digit_accuracy_ignores_padding_no_answer_can_reach():

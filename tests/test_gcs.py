@@ -136,7 +136,8 @@ def test_analyze_writes_its_plots_to_the_gcs_workdir(gcs, gcs_run):
     assert out == [f"{workdir}/report/analysis/p=7/answer_positions.png",
                    f"{workdir}/report/analysis/p=7/pca_final_token.png",
                    f"{workdir}/report/analysis/p=7/unseen_places.json",
-                   f"{workdir}/report/analysis/p=7/attention.json"]
+                   f"{workdir}/report/analysis/p=7/attention.json",
+                   f"{workdir}/report/analysis/p=7/unseen_digits.json"]
     from arith_jax import workdir as workdir_lib
     assert all(workdir_lib.read_bytes(path).startswith(b"\x89PNG") for path in out[:2])
     assert json.loads(workdir_lib.read_text(out[2]))["member"] == "p=7"
