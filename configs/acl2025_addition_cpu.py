@@ -6,10 +6,10 @@ The embedded default's recipe (default_config: two layers, 8400 steps at batch 3
 tables at std 0.3, the gated decay, an attention sink per head, the parameters' moving average
 evaluated), which learns every set at every length it covers and carries the truncated target
 to 93.6-100% one digit beyond on every seed (docs/results.md 2f; the plain recipe of base():
-51-74% on the sets' means). Tested on 1..5 digits, against the true sum (exact match) and against the truncated
-target (a mod 10^n) + (b mod 10^n) (equivalence accuracy), 3 seeds per set in one program.
-`report` puts the paper's rows beside these, moved by two digits (its D4 row beside D2, its
-length i beside length i - 2).
+51-74% on the sets' means). Tested on 1..5 digits, against the true sum (exact match) and
+against the truncated target (a mod 10^n) + (b mod 10^n) (equivalence accuracy), 3 seeds per
+set in one program. `report` puts the paper's rows beside these, moved by two digits (its D4
+row beside D2, its length i beside length i - 2).
     arith-jax train --config=configs/acl2025_addition_cpu.py --workdir=runs/acl_add_cpu
 """
 
