@@ -18,6 +18,7 @@ import ml_collections
 from arith_jax import default_config, published
 from arith_jax.data import SOURCES
 from arith_jax.errors import ConfigError
+from arith_jax.model import EMBEDDING_TABLES
 
 
 def base() -> ml_collections.ConfigDict:
@@ -166,6 +167,12 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
     _float_in("train.grad_clip", t.grad_clip, 1e-12, math.inf, "a number > 0")
     _float_in("train.ema_decay", t.ema_decay, 0.0, 0.999999, "in [0, 1) (0 = no moving average)")
     _float_in("train.ema_ramp", t.ema_ramp, 1e-3, 1e6, "a number in [0.001, 1e6]")
+    tables = sorted(set(EMBEDDING_TABLES.values()))
+    for name in t.decayed_tables:
+        if name not in tables:
+            raise ConfigError("train.decayed_tables", f"{name!r} is not allowed; each entry is one of {', '.join(tables)}")
+    if len(set(t.decayed_tables)) != len(t.decayed_tables):
+        raise ConfigError("train.decayed_tables", f"{list(t.decayed_tables)} repeats a value; list each once")
 
     p = config.population
     _check_member_lists("population", p)

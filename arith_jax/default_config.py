@@ -197,6 +197,9 @@ def base() -> ml_collections.ConfigDict:
     # accuracy to the member's own at this accuracy and above; 0 = the switch.
     c.train.weight_decay_full_at_accuracy = 0.0
     c.train.grad_clip = 1.0
+    # The embedding tables weight decay acts on, beside every other matrix: "token" and/or
+    # "position" (the positional encoding's table); () = neither.
+    c.train.decayed_tables = ("token", "position")
     # > 0: evaluate (and analyse) an exponential moving average of the parameters with this
     # decay instead of the last iterate; the average is part of the checkpoint. The ramp below
     # caps it early on: with its default, a decay above 0.999 acts only after step 8991, 0.9999

@@ -24,6 +24,18 @@ COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # 'auto' lets JAX choose (today: XLA everywhere). 'cudnn' is the fused GPU kernel; it needs
 # bfloat16 and is not offered with an attention bias, whose shapes and gradient cuDNN restricts.
 ATTENTION_IMPLEMENTATIONS = {"auto": None, "xla": "xla", "cudnn": "cudnn"}
+# The embedding tables, by the last two names of their parameter path: the token table, and
+# the positional encoding's table (learned, Abacus and coupled positions, T5's bias buckets).
+EMBEDDING_TABLES = {("token_embedding", "embedding"): "token", ("table", "embedding"): "position"}
+
+
+def embedding_table(path: tuple) -> str | None:
+    """"token", "position" or None for a parameter's path (jax.tree_util keys)."""
+    names = tuple(getattr(k, "key", getattr(k, "name", None)) for k in path)
+    names = names[:-1] if names and names[-1] == "value" else names  # nnx.Variable's leaf
+    return EMBEDDING_TABLES.get(names[-2:])
+
+
 # The embedding noise's key is fold_in(key, this), not another split of the forward pass's key,
 # so every other random stream (dropout, position offsets) is the same with or without it.
 EMBEDDING_NOISE_STREAM = 0x6E6F

@@ -55,6 +55,7 @@ class Static:
     mesh_shape: tuple[int, int]
     ema_decay: float  # > 0: evaluate a moving average of the parameters, not the last iterate
     ema_ramp: float  # the average's warm-up: decay (1 + t) / (1 + ema_ramp + t) at step t
+    decayed_tables: tuple = ("token", "position")  # embedding tables under weight decay
     # Keep each member's best evaluated parameters (eval.select_lengths): the state's "best".
     keep_best: bool = False
 
@@ -72,7 +73,12 @@ def lr_multiplier(step, warmup, total, final_fraction):
 def make_optimizer(static: Static) -> optax.GradientTransformation:
     # Learning rate and weight decay are injected hyperparameters: per-member arrays in the
     # optimizer state, set every step, so a sweep over them is one program.
-    decay_matrices_only = lambda params: jax.tree.map(lambda x: x.ndim >= 2, params)
+    # Weight decay acts on matrices (not biases, norms or the sink), and on the embedding
+    # tables named in train.decayed_tables.
+    def decayed(path, x):
+        table = model_lib.embedding_table(path)
+        return x.ndim >= 2 and (table is None or table in static.decayed_tables)
+    decay_matrices_only = lambda params: jax.tree_util.tree_map_with_path(decayed, params)
     return optax.chain(
         optax.clip_by_global_norm(static.grad_clip),
         # `mask` is a callable, which inject_hyperparams would otherwise take for a schedule.
@@ -331,7 +337,7 @@ def _static(group: Group, config: ml_collections.ConfigDict, num_members: int, k
                   num_members=num_members, b1=config.train.b1, b2=config.train.b2,
                   eps=config.train.eps,
                   grad_clip=config.train.grad_clip, decode=config.eval.decode, ema_decay=config.train.ema_decay,
-                  ema_ramp=config.train.ema_ramp,
+                  ema_ramp=config.train.ema_ramp, decayed_tables=tuple(config.train.decayed_tables),
                   mesh_shape=sharding.mesh_shape(num_members, config.train.batch_size, jax.device_count()))
 
 

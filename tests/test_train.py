@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from arith_jax import model as model_lib
 from arith_jax import population, train
 from tiny_config import tiny_config
 
@@ -143,6 +144,26 @@ def test_each_member_gets_its_own_weight_decay_on_matrices_only():
             assert np.linalg.norm(leaf[1]) < 0.98 * np.linalg.norm(leaf[0]), jax.tree_util.keystr(path)
         else:  # biases and norms are never decayed: the same data moves them alike
             assert np.abs(leaf[0] - leaf[1]).max() < 1e-3, jax.tree_util.keystr(path)
+
+
+@pytest.mark.parametrize("tables", [(), ("token",), ("position",)])
+def test_only_the_named_embedding_tables_are_decayed(tables):
+    """train.decayed_tables: a table left out trains as if no member were decayed, while every
+    other matrix is decayed as before."""
+    config = tiny_config(task__moduli=[7], population__weight_decays=[0.0, 10.0], log__tensorboard=False,
+                         train__decayed_tables=tables)
+    run = train.build_runs(config, population.plan(config))[0]
+    state = run.program.init(run.group.column("seed", np.uint32))
+    state, _ = run.program.chunk(state, run.hyper, run.member_data, None, np.arange(5, dtype=np.int32))
+    seen = set()
+    for path, leaf in jax.tree_util.tree_leaves_with_path(jax.device_get(state["params"])):
+        if leaf.ndim != 3:
+            continue
+        table = model_lib.embedding_table(path)
+        seen.add(table)
+        shrunk = np.linalg.norm(leaf[1]) < 0.98 * np.linalg.norm(leaf[0])
+        assert shrunk == (table is None or table in tables), jax.tree_util.keystr(path)
+    assert seen == {None, "token", "position"}
 
 
 def test_weight_decay_starts_at_its_step():
