@@ -109,7 +109,7 @@ def test_sigterm_saves_and_says_how_to_resume(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--config.train.lr=1"], "error: --config.train.lr: 'lr' is not a field of train; train has b1, b2, batch_size, "
-                              "ema_decay, ema_ramp, eps, final_lr_fraction, grad_clip, steps, steps_per_dispatch, "
+                              "decayed_tables, ema_decay, ema_ramp, eps, final_lr_fraction, grad_clip, steps, steps_per_dispatch, "
                               "warmup_steps, weight_decay_above_accuracy, weight_decay_below_loss, weight_decay_from_step, "
                               "weight_decay_full_at_accuracy, weight_decay_full_at_loss, weight_decay_while_gated"),
     (["--config.trian.steps=1"], "error: --config.trian.steps: 'trian' is not a field of the config; nearest: train"),
