@@ -1,7 +1,8 @@
 """CPU size of the mod 100 / mod 101 column of configs/acl2025_table1.py, trained on n = 2 digits:
 the embedded default's recipe (default_config: mod 100 and mod 101, operands below 10^2
 zero-padded to 6 digits, the result reversed, BOS/EOS, two layers, 8400 steps at batch 32, an
-attention sink per head, the parameters' moving average evaluated, 3 seeds) with learned
+attention sink per head, no decay on the position table, the parameters' moving average
+evaluated, 3 seeds) with learned
 absolute positions (APE) against RoPE as two compiled programs. configs/acl2025_table1_cpu.py
 with --config.task.name=mod_add trains on 4 digits as the paper does, but mod 101 is not
 learned there at CPU size (docs/results.md section 2d). The paper's finding: both encodings
