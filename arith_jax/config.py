@@ -107,6 +107,12 @@ def dropout_rate(field: str, value: Any) -> float:
     return _float_in(field, value, 0.0, 0.999999, "a dropout rate in [0, 1)")
 
 
+def _each_once(field: str, values: Iterable[Any]) -> None:
+    values = list(values)
+    if len(set(values)) != len(values):
+        raise ConfigError(field, f"{values} repeats a value; list each once")
+
+
 # The population lists a group may set for itself (population.group_overrides).
 PER_GROUP_LISTS = ("learning_rates", "weight_decays", "format")
 
@@ -130,9 +136,7 @@ def _check_member_lists(prefix: str, lists) -> None:
                 raise ConfigError(f"{prefix}.{field}", f"{text!r} is not allowed; each entry is a task.{field} string")
     for field in ("seeds", "data_seeds", "learning_rates", "weight_decays", "pe", "preset", "format", "dropout",
                   "train_sampling", "train_digits"):
-        values = list(lists.get(field, ()))
-        if len(set(values)) != len(values):
-            raise ConfigError(f"{prefix}.{field}", f"{values} repeats a value; list each once")
+        _each_once(f"{prefix}.{field}", lists.get(field, ()))
 
 
 def check_scalars(config: ml_collections.ConfigDict) -> None:
@@ -171,8 +175,7 @@ def check_scalars(config: ml_collections.ConfigDict) -> None:
     for name in t.decayed_tables:
         if name not in tables:
             raise ConfigError("train.decayed_tables", f"{name!r} is not allowed; each entry is one of {', '.join(tables)}")
-    if len(set(t.decayed_tables)) != len(t.decayed_tables):
-        raise ConfigError("train.decayed_tables", f"{list(t.decayed_tables)} repeats a value; list each once")
+    _each_once("train.decayed_tables", t.decayed_tables)
 
     p = config.population
     _check_member_lists("population", p)

@@ -55,7 +55,7 @@ class Static:
     mesh_shape: tuple[int, int]
     ema_decay: float  # > 0: evaluate a moving average of the parameters, not the last iterate
     ema_ramp: float  # the average's warm-up: decay (1 + t) / (1 + ema_ramp + t) at step t
-    decayed_tables: tuple = ("token", "position")  # embedding tables under weight decay
+    decayed_tables: tuple  # embedding tables under weight decay (train.decayed_tables)
     # Keep each member's best evaluated parameters (eval.select_lengths): the state's "best".
     keep_best: bool = False
 
@@ -78,13 +78,13 @@ def make_optimizer(static: Static) -> optax.GradientTransformation:
     def decayed(path, x):
         table = model_lib.embedding_table(path)
         return x.ndim >= 2 and (table is None or table in static.decayed_tables)
-    decay_matrices_only = lambda params: jax.tree_util.tree_map_with_path(decayed, params)
+    decay_mask = lambda params: jax.tree_util.tree_map_with_path(decayed, params)
     return optax.chain(
         optax.clip_by_global_norm(static.grad_clip),
         # `mask` is a callable, which inject_hyperparams would otherwise take for a schedule.
         optax.inject_hyperparams(optax.adamw, static_args=("mask",))(
             learning_rate=0.0, weight_decay=0.0, b1=static.b1, b2=static.b2, eps=static.eps,
-            mask=decay_matrices_only))
+            mask=decay_mask))
 
 
 def _with_hyperparams(opt_state, lr, wd):
